@@ -1,0 +1,1 @@
+"""A faithful fake Responses upstream, for ``serve --mock``, the tests and the benchmarks."""

@@ -1,0 +1,1 @@
+"""The upstream shell: one HTTP client, credentials, the Responses call."""
