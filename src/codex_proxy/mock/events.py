@@ -129,7 +129,7 @@ class ResponseScript:
         *,
         nested: bool = True,
     ) -> list[Event]:
-        """An ``error`` event: the production shape (nested ``error``) or the documented flat one."""
+        """An ``error`` event: the production shape (nested ``error``) or the documented flat."""
         if nested:
             return self._add(
                 {
@@ -149,7 +149,7 @@ class ResponseScript:
         refusal: Sequence[str] | None = None,
         phase: str | None = None,
     ) -> list[Event]:
-        """An assistant message streamed as ``chunks``; ``refusal`` chunks make it a refusal part."""
+        """An assistant message streamed as ``chunks``; ``refusal`` chunks make a refusal."""
         item_id = f"msg_{next(self._ids)}"
         index = len(self.output)
         added: dict[str, Any] = {

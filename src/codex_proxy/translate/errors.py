@@ -242,7 +242,7 @@ def _parse_json(body: bytes) -> Any:
 
 
 def _error_fields(parsed: Any) -> tuple[str | None, Mapping[str, Any] | None]:
-    """Return (message, error object) from an OpenAI ``{"error":...}`` or FastAPI ``{"detail":...}``."""
+    """(message, error object) from an OpenAI ``{"error":...}`` or FastAPI ``{"detail":...}``."""
     if not isinstance(parsed, Mapping):
         return None, None
     err = parsed.get("error")
