@@ -1,0 +1,183 @@
+"""The Starlette application: routes, gateway auth, OpenAI-shaped errors, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .config import Settings, load_settings
+from .models import ModelCatalog
+from .relay import ChatCompletionRun, internal_error, json_response_parts
+from .translate import errors
+from .translate.errors import OpenAIError
+from .translate.request import RequestOptions, translate_request
+from .upstream.auth import CHATGPT, AuthProvider
+from .upstream.client import UpstreamClient
+
+log = logging.getLogger("codex_proxy")
+
+PUBLIC_PATHS = frozenset({"/healthz"})
+DROPPED_HEADER = "x-codex-proxy-dropped-params"
+
+
+class JSONResponse(Response):
+    """JSON through orjson, like everything else on the hot path."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(error: OpenAIError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+class GatewayAuth:
+    """Requires ``Authorization: Bearer <CODEX_GATEWAY_TOKEN>`` on every route but /healthz."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.expected is None or scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        presented = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                presented = value
+                break
+        if hmac.compare_digest(presented, self.expected):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            "Missing gateway token: send Authorization: Bearer <CODEX_GATEWAY_TOKEN>."
+            if not presented
+            else "Invalid gateway token."
+        )
+        for part in json_response_parts(401, errors.unauthorized(message).body()):
+            await send(part)
+
+
+def create_app(
+    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """The gateway app; ``transport`` lets tests route upstream calls without sockets."""
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        auth = AuthProvider(settings)
+        client = UpstreamClient(settings, auth, transport=transport)
+        app.state.auth = auth
+        app.state.client = client
+        app.state.models = ModelCatalog(settings, auth, client)
+        log.info(
+            "codex-proxy ready: auth mode %s, upstream %s",
+            auth.mode() or "none (no credentials yet)",
+            settings.base_url_for(auth.mode() or CHATGPT),
+        )
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    async def chat_completions(request: Request) -> Any:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return error_response(
+                errors.invalid_request(
+                    f"Request body is not valid JSON: {exc}", None, "invalid_json"
+                )
+            )
+        state = request.app.state
+        try:
+            creds = await state.auth.credentials()
+            options = RequestOptions(
+                chatgpt_backend=creds.mode == CHATGPT,
+                default_model=settings.model,
+                instructions=settings.instructions,
+                reasoning_summary=settings.reasoning_summary,
+                model_aliases=settings.model_aliases,
+                session_id=request.headers.get("x-session-id") or None,
+            )
+            translated = translate_request(body, options)
+        except OpenAIError as error:
+            return error_response(error)
+        headers = {DROPPED_HEADER: ",".join(translated.dropped)} if translated.dropped else {}
+        return ChatCompletionRun(
+            client=state.client,
+            creds=creds,
+            request=translated,
+            keepalive_seconds=settings.sse_keepalive_seconds,
+            headers=headers,
+        )
+
+    async def list_models(request: Request) -> JSONResponse:
+        return JSONResponse(await request.app.state.models.list())
+
+    async def get_model(request: Request) -> JSONResponse:
+        model_id = request.path_params["model_id"]
+        found = await request.app.state.models.get(model_id)
+        if found is None:
+            return error_response(
+                errors.not_found(
+                    f"The model '{model_id}' does not exist.", "model", "model_not_found"
+                )
+            )
+        return JSONResponse(found)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    routes = [Route("/healthz", healthz, methods=["GET"])]
+    for prefix in ("/v1", ""):
+        routes += [
+            Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
+            Route(f"{prefix}/models", list_models, methods=["GET"]),
+            Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"]),
+        ]
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            error = errors.not_found(f"Unknown path: {request.method} {request.url.path}")
+        elif exc.status_code == 405:
+            error = OpenAIError(
+                405, f"Method {request.method} is not allowed on {request.url.path}."
+            )
+        else:
+            error = OpenAIError(exc.status_code, str(exc.detail))
+        return error_response(error)
+
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        return error_response(internal_error())
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: unexpected_error},
+    )
+    app.add_middleware(GatewayAuth, token=settings.gateway_token)
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for uvicorn workers: each builds its Settings from the environment."""
+    return create_app(load_settings())

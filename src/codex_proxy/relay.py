@@ -1,0 +1,221 @@
+"""Runs one chat completion against the upstream and writes it to the client.
+
+The I/O shell around the pure translators. It is an ASGI callable rather than a Starlette
+response so that it can (1) pick the HTTP status only once the upstream has said something
+meaningful, (2) keep a streaming client alive with SSE comments during long upstream silences,
+and (3) watch for the client going away at every moment, including while a non-streaming request
+is still waiting, and then cancel the upstream request at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from .translate.aggregate import ChatCompletionBuilder
+from .translate.errors import OpenAIError
+from .translate.request import TranslatedRequest
+from .translate.stream import ChatStreamTranslator
+from .upstream.auth import Credentials
+from .upstream.client import UpstreamClient
+
+log = logging.getLogger("codex_proxy")
+
+KEEPALIVE = b": keep-alive\n\n"
+DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_END = object()
+_TICK = object()
+
+
+def json_response_parts(
+    status: int, payload: Any, headers: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two ASGI messages of a complete JSON answer."""
+    body = orjson.dumps(payload)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    start = {"type": "http.response.start", "status": status, "headers": raw}
+    return start, {"type": "http.response.body", "body": body, "more_body": False}
+
+
+async def send_error(
+    send: Send, error: OpenAIError, headers: Mapping[str, str] | None = None
+) -> None:
+    """An OpenAI-shaped JSON error answer."""
+    for message in json_response_parts(
+        error.status, error.body(), {**(headers or {}), **error.headers}
+    ):
+        await send(message)
+
+
+def encode_chunks(chunks: list[dict[str, Any]]) -> bytes:
+    """Chat chunks as SSE ``data:`` lines, one write for the whole batch."""
+    return b"".join([b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks])
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+class ChatCompletionRun:
+    """One ``/v1/chat/completions`` call, already validated and translated."""
+
+    def __init__(
+        self,
+        *,
+        client: UpstreamClient,
+        creds: Credentials,
+        request: TranslatedRequest,
+        keepalive_seconds: float,
+        headers: Mapping[str, str],
+    ) -> None:
+        self.client = client
+        self.creds = creds
+        self.request = request
+        self.keepalive_seconds = keepalive_seconds
+        self.headers = dict(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._started = False
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            try:
+                if self.request.stream:
+                    await self._stream(send)
+                else:
+                    await self._complete(send)
+            except OpenAIError as error:
+                await self._fail(send, error)
+            except Exception:
+                log.exception("chat completion failed")
+                await self._fail(send, internal_error())
+            finally:
+                group.cancel_scope.cancel()
+
+    async def _complete(self, send: Send) -> None:
+        """Non-streaming: fold every event into one chat.completion."""
+        request = self.request
+        builder = ChatCompletionBuilder(
+            completion_id=completion_id(), created=int(time.time()), model=request.model
+        )
+        async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
+            headers = {**self.headers, **up.headers}
+            async with aclosing(up.events()) as events:
+                async for event in events:
+                    builder.feed(event)
+            result = builder.result()
+        for message in json_response_parts(200, result, headers):
+            await send(message)
+
+    async def _stream(self, send: Send) -> None:
+        """Streaming: chunks as they come; the status is chosen at the first chunk, so an
+        upstream failure before any content is still a proper HTTP error."""
+        request = self.request
+        translator = ChatStreamTranslator(
+            completion_id=completion_id(),
+            created=int(time.time()),
+            model=request.model,
+            include_usage=request.include_usage,
+        )
+        async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
+            headers = {**self.headers, **up.headers, **SSE_HEADERS}
+            ticking = _with_ticks(up.events(), self.keepalive_seconds)
+            async with aclosing(ticking) as items:
+                async for item in items:
+                    if item is _TICK:
+                        payload = KEEPALIVE
+                    else:
+                        chunks = translator.feed(item)
+                        if not chunks:
+                            continue
+                        payload = encode_chunks(chunks)
+                    await self._send_body(send, payload, headers)
+            tail = encode_chunks(translator.finish()) + DONE
+            await self._send_body(send, tail, headers, more=False)
+
+    async def _send_body(
+        self, send: Send, payload: bytes, headers: Mapping[str, str], more: bool = True
+    ) -> None:
+        if not self._started:
+            await _start_event_stream(send, headers)
+            self._started = True
+        await send({"type": "http.response.body", "body": payload, "more_body": more})
+
+    async def _fail(self, send: Send, error: OpenAIError) -> None:
+        """Before the first byte: a JSON error with its status. After: one SSE error event."""
+        if not self._started:
+            await send_error(send, error, self.headers)
+            return
+        log.warning("stream failed after it started: %s", error.message)
+        payload = b"data: " + orjson.dumps(error.body()) + b"\n\n"
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def internal_error() -> OpenAIError:
+    """A bug of ours: say so without leaking a traceback."""
+    return OpenAIError(
+        500, "The gateway failed unexpectedly; see its log.", "server_error", None, "internal_error"
+    )
+
+
+async def _start_event_stream(send: Send, headers: Mapping[str, str]) -> None:
+    raw = [(b"content-type", b"text/event-stream; charset=utf-8")]
+    raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": 200, "headers": raw})
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """The request body is already read, so the next message is the client going away."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _with_ticks(
+    events: AsyncIterator[dict[str, Any]], interval: float
+) -> AsyncIterator[dict[str, Any] | object]:
+    """The upstream events, with a ``_TICK`` whenever ``interval`` passes without one.
+
+    A reader task fills a small queue so that the wait for the next event can time out without
+    cancelling a read in the middle of the upstream connection.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
+
+    async def pump() -> None:
+        try:
+            async for event in events:
+                await queue.put(event)
+            await queue.put(_END)
+        except OpenAIError as error:
+            await queue.put(error)
+
+    reader = asyncio.ensure_future(pump())
+    try:
+        while True:
+            if queue.empty():
+                item: Any = _TICK
+                with anyio.move_on_after(interval):
+                    item = await queue.get()
+            else:
+                item = queue.get_nowait()
+            if item is _END:
+                return
+            if isinstance(item, OpenAIError):
+                raise item
+            yield item
+    finally:
+        reader.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(reader, return_exceptions=True)

@@ -1,0 +1,231 @@
+"""The one upstream HTTP client: POST /responses as an event stream, GET /models.
+
+Every failure leaves here as an :class:`OpenAIError`, so the app never sees an httpx exception.
+The read timeout is the idle gap allowed between two upstream events, not a total deadline.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+from httpx_sse import EventSource, SSEError
+
+from .. import __version__
+from ..config import Settings
+from ..translate import errors
+from ..translate.errors import OpenAIError
+from .auth import CHATGPT, AuthProvider, Credentials
+
+FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
+FORWARDED_PREFIX = "x-codex-"
+
+
+class UpstreamStream:
+    """An open upstream event stream: the headers worth forwarding, then the events."""
+
+    def __init__(self, response: httpx.Response, idle_timeout: float) -> None:
+        self._response = response
+        self._idle_timeout = idle_timeout
+        self.headers = forwarded_headers(response.headers)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Each event as a dict; ends after the stream closes. Raises OpenAIError on a stall,
+        a dropped connection or a data line that is not a JSON object."""
+        source = EventSource(self._response)
+        try:
+            async for sse in source.aiter_sse():
+                data = sse.data
+                if not data:
+                    if sse.event and sse.event != "message":
+                        yield {"type": sse.event}
+                    continue
+                if data == "[DONE]":
+                    return
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise errors.malformed_event(f"data line is not JSON: {data[:80]!r}") from None
+                if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+                    raise errors.malformed_event(f"event has no type: {data[:80]!r}")
+                yield event
+        except httpx.TimeoutException:
+            raise errors.upstream_timeout(self._idle_timeout) from None
+        except (httpx.TransportError, SSEError) as exc:
+            raise OpenAIError(
+                502,
+                f"Upstream connection broke mid-stream ({type(exc).__name__}); "
+                "the answer is incomplete.",
+                "server_error",
+                None,
+                "upstream_stream_truncated",
+            ) from None
+
+
+class UpstreamClient:
+    """Owns the shared ``httpx.AsyncClient`` (one per process, closed on shutdown)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        auth: AuthProvider,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.auth = auth
+        timeout = httpx.Timeout(
+            connect=settings.upstream_connect_timeout,
+            read=settings.upstream_idle_timeout,
+            write=60.0,
+            pool=settings.upstream_connect_timeout,
+        )
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @asynccontextmanager
+    async def open_stream(
+        self, creds: Credentials, body: Mapping[str, Any], session_id: str
+    ) -> AsyncIterator[UpstreamStream]:
+        """POST /responses; yields once the upstream answered 200 with an event stream.
+
+        An upstream 401 gets one transparent retry when the auth provider has fresher
+        credentials; the client never sees the first 401.
+        """
+        content = orjson.dumps(body)
+        response = await self._post(creds, content, session_id)
+        try:
+            if response.status_code == 401:
+                fresh = await self.auth.after_unauthorized(creds)
+                if fresh is not None:
+                    await response.aclose()
+                    response = await self._post(fresh, content, session_id)
+            await _raise_for_status(response)
+            yield UpstreamStream(response, self.settings.upstream_idle_timeout)
+        finally:
+            await response.aclose()
+
+    async def fetch_models(self, creds: Credentials) -> list[dict[str, Any]]:
+        """The backend's model catalog (``{"models": [...]}``); raises OpenAIError on failure."""
+        url = f"{self.settings.base_url_for(creds.mode)}/models"
+        try:
+            response = await self._http.get(
+                url,
+                params={"client_version": self.settings.client_version},
+                headers=self._headers(creds, None, accept="application/json"),
+            )
+        except httpx.TimeoutException:
+            raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
+        except httpx.TransportError as exc:
+            raise errors.connection_failed(_reason(exc)) from None
+        if response.status_code != 200:
+            raise errors.from_upstream_response(
+                response.status_code, response.content, response.headers
+            )
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise errors.malformed_event("model catalog is not JSON") from None
+        models = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(models, list):
+            raise errors.malformed_event("model catalog has no models list")
+        return [m for m in models if isinstance(m, dict)]
+
+    async def _post(self, creds: Credentials, content: bytes, session_id: str) -> httpx.Response:
+        url = f"{self.settings.base_url_for(creds.mode)}/responses"
+        request = self._http.build_request(
+            "POST", url, content=content, headers=self._headers(creds, session_id)
+        )
+        try:
+            return await self._http.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
+        except httpx.TransportError as exc:
+            raise errors.connection_failed(_reason(exc)) from None
+
+    def _headers(
+        self, creds: Credentials, session_id: str | None, accept: str = "text/event-stream"
+    ) -> dict[str, str]:
+        """Headers as the Codex CLI sends them (protocol.md 3.2)."""
+        headers = {
+            "Authorization": f"Bearer {creds.token}",
+            "Content-Type": "application/json",
+            "Accept": accept,
+        }
+        if creds.mode == CHATGPT:
+            settings = self.settings
+            headers.update(
+                {
+                    "originator": settings.originator,
+                    "version": settings.client_version,
+                    "User-Agent": user_agent(settings.originator, settings.client_version),
+                    "OpenAI-Beta": "responses=experimental",
+                }
+            )
+            if creds.account_id:
+                headers["chatgpt-account-id"] = creds.account_id
+        else:
+            headers["User-Agent"] = f"codex-proxy/{__version__}"
+        if session_id:
+            headers["session_id"] = session_id
+        return headers
+
+
+def user_agent(originator: str, version: str) -> str:
+    """A Codex-style User-Agent: ``originator/version (OS release; arch) codex-proxy/x``."""
+    system = platform.system()
+    os_name = {"Darwin": "Mac OS", "Linux": "Linux", "Windows": "Windows"}.get(system, system)
+    release = platform.mac_ver()[0] if system == "Darwin" else platform.release()
+    arch = platform.machine()
+    return f"{originator}/{version} ({os_name} {release}; {arch}) codex-proxy/{__version__}"
+
+
+def forwarded_headers(headers: httpx.Headers) -> dict[str, str]:
+    """Rate-limit snapshots and request ids, copied onto our answer."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered.startswith(FORWARDED_PREFIX) or lowered in FORWARDED_HEADERS:
+            out[lowered] = value
+    return out
+
+
+async def _raise_for_status(response: httpx.Response) -> None:
+    """Turn a non-200 or non-event-stream answer into the OpenAIError our client gets."""
+    status = response.status_code
+    if status == 200 and "text/event-stream" in response.headers.get("content-type", ""):
+        return
+    try:
+        body = await response.aread()
+    except httpx.TimeoutException:
+        body = b""
+    except httpx.TransportError:
+        body = b""
+    if status == 200:
+        raise OpenAIError(
+            502,
+            "Upstream answered 200 without an event stream "
+            f"(content-type {response.headers.get('content-type', 'none')!r}).",
+            "server_error",
+            None,
+            "upstream_not_streaming",
+        )
+    error = errors.from_upstream_response(status, body, response.headers)
+    error.headers.update(forwarded_headers(response.headers))
+    raise error
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:200]
