@@ -83,7 +83,7 @@ class AuthProvider:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._cached: AuthFile | None = None
-        self._cached_stamp: tuple[int, int] | None = None
+        self._cached_stamp: tuple[int, int, int] | None = None
 
     def mode(self) -> str | None:
         """The mode requests will use now (``None``: no credentials at all)."""
@@ -137,7 +137,7 @@ class AuthProvider:
             return None
         except OSError as exc:
             raise _auth_error(f"Cannot read {path}: {exc.strerror}.") from None
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if stamp != self._cached_stamp:
             try:
                 data = path.read_bytes()

@@ -1,0 +1,170 @@
+"""Shared fixtures: the fake upstream, and real gateway servers on ephemeral loopback ports."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from codex_proxy.app import create_app
+from codex_proxy.config import Settings
+from codex_proxy.mock.server import FakeUpstream
+
+ACCOUNT_ID = "acct-test-123"
+
+
+def make_jwt(claims: dict[str, Any]) -> str:
+    """An unsigned JWT with these claims (the gateway never checks signatures)."""
+
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig"
+
+
+def write_auth_json(home: Path, *, access_exp: float | None = None, **extra: Any) -> dict[str, Any]:
+    """A Codex CLI style auth.json; returns what was written."""
+    home.mkdir(parents=True, exist_ok=True)
+    exp = int(access_exp if access_exp is not None else time.time() + 3600)
+    auth = {
+        "OPENAI_API_KEY": None,
+        "tokens": {
+            "id_token": make_jwt(
+                {
+                    "email": "user@example.com",
+                    "https://api.openai.com/auth": {
+                        "chatgpt_account_id": ACCOUNT_ID,
+                        "chatgpt_plan_type": "plus",
+                    },
+                }
+            ),
+            "access_token": make_jwt({"exp": exp, "sub": "user"}),
+            "refresh_token": "rt-test-refresh",
+            "account_id": ACCOUNT_ID,
+        },
+        "last_refresh": "2026-11-01T00:00:00Z",
+        **extra,
+    }
+    path = home / "auth.json"
+    path.write_text(json.dumps(auth))
+    path.chmod(0o600)
+    return auth
+
+
+@dataclass
+class Gateway:
+    """A running gateway: its base URL, settings and the server thread."""
+
+    url: str
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        kwargs.setdefault("api_key", self.settings.gateway_token or "unused")
+        kwargs.setdefault("max_retries", 0)
+        return openai.OpenAI(base_url=f"{self.url}/v1", **kwargs)
+
+    def async_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        kwargs.setdefault("api_key", self.settings.gateway_token or "unused")
+        kwargs.setdefault("max_retries", 0)
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", **kwargs)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_gateway(settings: Settings) -> Gateway:
+    """Serve the real app with uvicorn in a thread, on an ephemeral loopback port."""
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("gateway did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return Gateway(f"http://127.0.0.1:{port}", settings, server, thread)
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeUpstream]:
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture
+def upstream(fake: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The shared fake, emptied before each test."""
+    fake.clear()
+    yield fake
+    fake.clear()
+
+
+@pytest.fixture(scope="session")
+def codex_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("codex-home")
+    write_auth_json(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def base_settings(fake: FakeUpstream, codex_home: Path) -> Settings:
+    """chatgpt mode against the fake upstream, as a logged-in user would run it."""
+    return Settings(
+        codex_home=codex_home,
+        auth_mode="chatgpt",
+        upstream_base_url=fake.url,
+        model="gpt-5.2-codex",
+        upstream_idle_timeout=5.0,
+        sse_keepalive_seconds=15.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def gateway(base_settings: Settings) -> Iterator[Gateway]:
+    server = start_gateway(base_settings)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_gateway(base_settings: Settings) -> Iterator[Any]:
+    """Start extra gateways with changed settings; all stop at the end of the test."""
+    started: list[Gateway] = []
+
+    def make(**changes: Any) -> Gateway:
+        server = start_gateway(replace(base_settings, **changes))
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def client(gateway: Gateway, upstream: FakeUpstream) -> openai.OpenAI:
+    return gateway.client()
+
+
+@pytest.fixture
+def http(gateway: Gateway, upstream: FakeUpstream) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=10) as c:
+        yield c

@@ -1,0 +1,89 @@
+"""Settings from environment and .env files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codex_proxy.config import (
+    BUILTIN_MODELS,
+    CHATGPT_BASE_URL,
+    OPENAI_BASE_URL,
+    ConfigError,
+    load_settings,
+)
+
+
+def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.gateway_token is None
+    assert settings.auth_mode == "auto"
+    assert settings.codex_home == Path.home() / ".codex"
+    assert settings.models == BUILTIN_MODELS
+    assert settings.upstream_idle_timeout == 300
+    assert settings.sse_keepalive_seconds == 15
+    assert settings.base_url_for("chatgpt") == CHATGPT_BASE_URL
+    assert settings.base_url_for("api_key") == OPENAI_BASE_URL
+
+
+def test_dotenv_in_working_directory_and_env_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "CODEX_PORT=9100\nCODEX_MODEL=from-file\nCODEX_HOME=~/elsewhere\n"
+    )
+    settings = load_settings(environ={"CODEX_MODEL": "from-env"})
+    assert settings.port == 9100
+    assert settings.model == "from-env"
+    assert settings.codex_home == Path.home() / "elsewhere"
+
+
+def test_overrides_win_over_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={"CODEX_PORT": "9000"}, port=9200, host=None)
+    assert settings.port == 9200
+    assert settings.host == "127.0.0.1"
+
+
+def test_missing_env_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="env file not found"):
+        load_settings(tmp_path / "nope.env", environ={})
+
+
+def test_aliases_models_and_compat_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        environ={
+            "CODEX_MODEL_ALIASES": '{"fast": "gpt-5.1-codex-mini"}',
+            "CODEX_MODELS": "a, b ,c",
+            "CODEX_CODEX_BASE_URL": "http://127.0.0.1:1/base/",
+            "CODEX_USE_CODEX_RESPONSES_API": "true",
+        }
+    )
+    assert settings.model_aliases == {"fast": "gpt-5.1-codex-mini"}
+    assert settings.models == ("a", "b", "c")
+    assert settings.base_url_for("chatgpt") == "http://127.0.0.1:1/base"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CODEX_AUTH_MODE", "maybe", "CODEX_AUTH_MODE must be one of"),
+        ("CODEX_PORT", "eighty", "CODEX_PORT must be a whole number"),
+        ("CODEX_PORT", "70000", "CODEX_PORT must be between"),
+        ("CODEX_ALLOW_NO_AUTH", "perhaps", "CODEX_ALLOW_NO_AUTH must be one of"),
+        ("CODEX_MODEL_ALIASES", "[1]", "CODEX_MODEL_ALIASES must map names"),
+        ("CODEX_MODEL_ALIASES", "{oops", "CODEX_MODEL_ALIASES must be a JSON object"),
+        ("CODEX_UPSTREAM_IDLE_TIMEOUT", "-1", "must be greater than 0"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    name: str, value: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ={name: value})

@@ -1,0 +1,140 @@
+"""Upstream failures mapped to OpenAI errors."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from codex_proxy.translate import errors
+from codex_proxy.translate.errors import OpenAIError
+
+
+def upstream(status: int, body: object, headers: dict[str, str] | None = None) -> OpenAIError:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    return errors.from_upstream_response(status, raw, headers or {})
+
+
+def test_body_has_all_four_keys() -> None:
+    assert errors.invalid_request("bad", "messages").body() == {
+        "error": {
+            "message": "bad",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": None,
+        }
+    }
+
+
+def test_fastapi_detail_400() -> None:
+    error = upstream(400, {"detail": "Store must be set to false"})
+    assert (error.status, error.type, error.message) == (
+        400,
+        "invalid_request_error",
+        "Store must be set to false",
+    )
+
+
+def test_instructions_not_valid_names_the_knob() -> None:
+    error = upstream(400, {"detail": "Instructions are not valid"})
+    assert "CODEX_INSTRUCTIONS" in error.message
+
+
+def test_unsupported_parameter_names_the_way_out() -> None:
+    error = upstream(400, {"detail": "Unsupported parameter: temperature"})
+    assert error.message.startswith("Unsupported parameter: temperature")
+    assert "CODEX_AUTH_MODE=api_key" in error.message
+
+
+def test_401_has_login_hint_and_keeps_code() -> None:
+    error = upstream(
+        401,
+        {
+            "error": {
+                "message": "Provided authentication token is expired.",
+                "code": "token_expired",
+            }
+        },
+    )
+    assert (error.status, error.type, error.code) == (401, "authentication_error", "token_expired")
+    assert "codex-proxy login" in error.message
+
+
+def test_usage_limit_reached() -> None:
+    error = upstream(
+        429,
+        {
+            "error": {
+                "type": "usage_limit_reached",
+                "message": "The usage limit has been reached",
+                "plan_type": "plus",
+                "resets_at": 1777936568,
+                "resets_in_seconds": 13872,
+            }
+        },
+    )
+    assert error.status == 429
+    assert error.code == "usage_limit_reached"
+    assert error.headers == {"x-should-retry": "false", "retry-after": "13872"}
+    assert error.message == (
+        "The usage limit has been reached (plan: plus). "
+        "It resets at 2026-05-04 23:16:08 UTC (in 3 h 51 min)."
+    )
+
+
+def test_usage_not_included_is_403() -> None:
+    error = upstream(403, {"error": {"type": "usage_not_included", "message": "Not included"}})
+    assert (error.status, error.code) == (403, "usage_not_included")
+
+
+def test_plain_429_forwards_retry_after() -> None:
+    error = upstream(429, {"error": {"message": "slow down"}}, {"retry-after": "12"})
+    assert (error.status, error.code, error.headers) == (
+        429,
+        "rate_limit_exceeded",
+        {"retry-after": "12"},
+    )
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_5xx_is_502(status: int) -> None:
+    error = upstream(status, b"<html>bad gateway</html>")
+    assert error.status == 502
+    assert "bad gateway" in error.message
+
+
+def test_empty_body() -> None:
+    error = upstream(418, b"")
+    assert (error.status, error.message) == (418, "Upstream answered HTTP 418.")
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("rate_limit_exceeded", 429),
+        ("context_length_exceeded", 400),
+        ("invalid_prompt", 400),
+        ("server_is_overloaded", 503),
+        ("server_error", 502),
+        ("something_new", 502),
+    ],
+)
+def test_failed_event_status_by_code(code: str, status: int) -> None:
+    event = {"type": "response.failed", "response": {"error": {"code": code, "message": "m"}}}
+    error = errors.from_stream_event(event)
+    assert (error.status, error.code, error.message) == (status, code, "m")
+
+
+def test_error_event_both_shapes() -> None:
+    nested = {
+        "type": "error",
+        "error": {
+            "type": "insufficient_quota",
+            "code": "credit_balance_exhausted",
+            "message": "no credit",
+        },
+    }
+    flat = {"type": "error", "code": "ERR_X", "message": "flat message", "param": None}
+    assert errors.from_stream_event(nested).message == "no credit"
+    assert errors.from_stream_event(nested).code == "credit_balance_exhausted"
+    assert errors.from_stream_event(flat).message == "flat message"
+    assert errors.from_stream_event({"type": "error"}).message == "The upstream response failed."
