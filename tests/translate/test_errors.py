@@ -138,3 +138,9 @@ def test_error_event_both_shapes() -> None:
     assert errors.from_stream_event(nested).code == "credit_balance_exhausted"
     assert errors.from_stream_event(flat).message == "flat message"
     assert errors.from_stream_event({"type": "error"}).message == "The upstream response failed."
+
+
+@pytest.mark.parametrize("response", [None, [1], "x", {"error": "text"}])
+def test_failed_event_with_odd_response_shapes(response: object) -> None:
+    error = errors.from_stream_event({"type": "response.failed", "response": response})
+    assert (error.status, error.message) == (502, "The upstream response failed.")

@@ -13,14 +13,6 @@ from typing import Any
 
 Event = dict[str, Any]
 
-DEFAULT_USAGE: dict[str, Any] = {
-    "input_tokens": 20,
-    "input_tokens_details": {"cached_tokens": 0},
-    "output_tokens": 12,
-    "output_tokens_details": {"reasoning_tokens": 0},
-    "total_tokens": 32,
-}
-
 
 def usage(
     input_tokens: int = 20, output_tokens: int = 12, cached: int = 0, reasoning: int = 0
@@ -93,7 +85,7 @@ class ResponseScript:
             {
                 "type": "response.completed",
                 "response": self.response(
-                    "completed", output=output, usage=DEFAULT_USAGE if usage_ is None else usage_
+                    "completed", output=output, usage=usage() if usage_ is None else usage_
                 ),
             }
         )
@@ -108,7 +100,7 @@ class ResponseScript:
                 "response": self.response(
                     "incomplete",
                     incomplete_details={"reason": reason},
-                    usage=DEFAULT_USAGE if usage_ is None else usage_,
+                    usage=usage() if usage_ is None else usage_,
                 ),
             }
         )

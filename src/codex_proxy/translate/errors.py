@@ -171,8 +171,8 @@ def from_upstream_response(status: int, body: bytes, headers: Mapping[str, str])
 def from_stream_event(event: Mapping[str, Any]) -> OpenAIError:
     """Map a ``response.failed`` or ``error`` event (either shape) to an error."""
     if event.get("type") == "response.failed":
-        response = event.get("response") or {}
-        err = response.get("error") or {}
+        response = event.get("response")
+        err = response.get("error") if isinstance(response, Mapping) else None
     else:
         nested = event.get("error")
         err = nested if isinstance(nested, Mapping) else event
