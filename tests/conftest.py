@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -19,37 +18,24 @@ import uvicorn
 from codex_proxy.app import create_app
 from codex_proxy.config import Settings
 from codex_proxy.mock.server import FakeUpstream
+from codex_proxy.mock.tokens import MOCK_ACCOUNT_ID, fake_jwt, id_token
 
-ACCOUNT_ID = "acct-test-123"
-
-
-def make_jwt(claims: dict[str, Any]) -> str:
-    """An unsigned JWT with these claims (the gateway never checks signatures)."""
-
-    def part(obj: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig"
+ACCOUNT_ID = MOCK_ACCOUNT_ID
+USER_AGENT_PREFIX = "codex_cli_rs/0.135.0 ("
 
 
-def write_auth_json(home: Path, *, access_exp: float | None = None, **extra: Any) -> dict[str, Any]:
-    """A Codex CLI style auth.json; returns what was written."""
+def write_auth_json(
+    home: Path, *, access_exp: float | None = None, refresh_token: str = "rt-initial", **extra: Any
+) -> dict[str, Any]:
+    """A Codex CLI style auth.json (mode 0600); returns what was written."""
     home.mkdir(parents=True, exist_ok=True)
-    exp = int(access_exp if access_exp is not None else time.time() + 3600)
+    exp = access_exp if access_exp is not None else time.time() + 3600
     auth = {
         "OPENAI_API_KEY": None,
         "tokens": {
-            "id_token": make_jwt(
-                {
-                    "email": "user@example.com",
-                    "https://api.openai.com/auth": {
-                        "chatgpt_account_id": ACCOUNT_ID,
-                        "chatgpt_plan_type": "plus",
-                    },
-                }
-            ),
-            "access_token": make_jwt({"exp": exp, "sub": "user"}),
-            "refresh_token": "rt-test-refresh",
+            "id_token": id_token(ACCOUNT_ID),
+            "access_token": fake_jwt({"exp": int(exp), "sub": "user"}),
+            "refresh_token": refresh_token,
             "account_id": ACCOUNT_ID,
         },
         "last_refresh": "2026-11-01T00:00:00Z",
@@ -131,6 +117,7 @@ def base_settings(fake: FakeUpstream, codex_home: Path) -> Settings:
         codex_home=codex_home,
         auth_mode="chatgpt",
         upstream_base_url=fake.url,
+        refresh_token_url=f"{fake.url}/oauth/token",
         model="gpt-5.2-codex",
         upstream_idle_timeout=5.0,
         sse_keepalive_seconds=15.0,

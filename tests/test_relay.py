@@ -458,7 +458,9 @@ def test_upstream_detail_400(client: openai.OpenAI, upstream: FakeUpstream) -> N
     assert "Unsupported model: gpt-x" in info.value.message
 
 
-def test_upstream_401_tells_how_to_log_in(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+def test_upstream_401_after_refresh_tells_how_to_log_in(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
     expired = {
         "error": {
             "message": "Provided authentication token is expired.",
@@ -467,11 +469,13 @@ def test_upstream_401_tells_how_to_log_in(client: openai.OpenAI, upstream: FakeU
             "param": None,
         }
     }
-    upstream.enqueue(Reply(status=401, body=expired))
+    upstream.enqueue(Reply(status=401, body=expired), Reply(status=401, body=expired))
     with pytest.raises(openai.AuthenticationError) as info:
         client.chat.completions.create(model="gpt-5.2-codex", messages=USER, stream=True)
     assert "codex-proxy login" in info.value.message
     assert info.value.code == "token_expired"
+    assert len(upstream.token_requests) == 1
+    assert len(upstream.responses_requests) == 2
 
 
 def test_usage_limit_is_429_without_retries(gateway: Gateway, upstream: FakeUpstream) -> None:

@@ -24,7 +24,7 @@ from .translate import errors
 from .translate.errors import OpenAIError
 from .translate.request import RequestOptions, translate_request
 from .upstream.auth import CHATGPT, AuthProvider
-from .upstream.client import UpstreamClient
+from .upstream.client import UpstreamClient, make_http_client
 
 log = logging.getLogger("codex_proxy")
 
@@ -81,20 +81,21 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        auth = AuthProvider(settings)
-        client = UpstreamClient(settings, auth, transport=transport)
+        http = make_http_client(settings, transport)
+        auth = AuthProvider(settings, http)
+        client = UpstreamClient(settings, auth, http)
         app.state.auth = auth
         app.state.client = client
         app.state.models = ModelCatalog(settings, auth, client)
         log.info(
-            "codex-proxy ready: auth mode %s, upstream %s",
-            auth.mode() or "none (no credentials yet)",
+            "codex-proxy ready: %s; upstream %s",
+            auth.describe(),
             settings.base_url_for(auth.mode() or CHATGPT),
         )
         try:
             yield
         finally:
-            await client.aclose()
+            await http.aclose()
 
     async def chat_completions(request: Request) -> Any:
         try:

@@ -60,8 +60,12 @@ class Settings:
     upstream_idle_timeout: float = 300.0
     upstream_connect_timeout: float = 10.0
     sse_keepalive_seconds: float = 15.0
+    refresh_skew_seconds: float = 300.0
     client_version: str = DEFAULT_CLIENT_VERSION
     originator: str = "codex_cli_rs"
+    user_agent: str | None = None
+    openai_beta: str = "responses=experimental"
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "info"
     mock: bool = False
 
@@ -144,7 +148,9 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         upstream_base_url=get("CODEX_UPSTREAM_BASE_URL") or get("CODEX_CODEX_BASE_URL") or None,
         refresh_token_url=get("CODEX_REFRESH_TOKEN_URL_OVERRIDE") or REFRESH_TOKEN_URL,
         model=get("CODEX_MODEL") or DEFAULT_MODEL,
-        model_aliases=_aliases(get("CODEX_MODEL_ALIASES")),
+        model_aliases=_string_map(
+            get("CODEX_MODEL_ALIASES"), "CODEX_MODEL_ALIASES", '{"fast": "gpt-5.1-codex-mini"}'
+        ),
         models=_list(get("CODEX_MODELS")) or BUILTIN_MODELS,
         models_ttl=_float(env, "CODEX_MODELS_TTL", 300.0),
         instructions=get("CODEX_INSTRUCTIONS") or "",
@@ -152,8 +158,14 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         upstream_idle_timeout=_float(env, "CODEX_UPSTREAM_IDLE_TIMEOUT", 300.0),
         upstream_connect_timeout=_float(env, "CODEX_UPSTREAM_CONNECT_TIMEOUT", 10.0),
         sse_keepalive_seconds=_float(env, "CODEX_SSE_KEEPALIVE_SECONDS", 15.0),
+        refresh_skew_seconds=_float(env, "CODEX_REFRESH_SKEW_SECONDS", 300.0),
         client_version=get("CODEX_CLIENT_VERSION") or DEFAULT_CLIENT_VERSION,
         originator=get("CODEX_ORIGINATOR") or "codex_cli_rs",
+        user_agent=get("CODEX_USER_AGENT") or None,
+        openai_beta=get("CODEX_OPENAI_BETA", "responses=experimental"),
+        extra_headers=_string_map(
+            get("CODEX_EXTRA_HEADERS"), "CODEX_EXTRA_HEADERS", '{"x-name": "value"}'
+        ),
         log_level=(get("CODEX_LOG_LEVEL") or "info").strip().lower(),
         mock=_bool(env, "CODEX_MOCK"),
     )
@@ -204,17 +216,16 @@ def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (raw or "").split(",") if item.strip())
 
 
-def _aliases(raw: str | None) -> dict[str, str]:
+def _string_map(raw: str | None, name: str, example: str) -> dict[str, str]:
+    """A JSON object of strings to strings (model aliases, extra headers)."""
     if not raw:
         return {}
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ConfigError(f"CODEX_MODEL_ALIASES must be a JSON object: {exc}") from None
+        raise ConfigError(f"{name} must be a JSON object: {exc}") from None
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ConfigError(
-            'CODEX_MODEL_ALIASES must map names to names, e.g. {"fast": "gpt-5.1-codex-mini"}'
-        )
+        raise ConfigError(f"{name} must map names to strings, e.g. {example}")
     return value

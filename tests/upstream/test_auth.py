@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from codex_proxy.config import Settings
+from codex_proxy.mock.tokens import fake_jwt
 from codex_proxy.translate.errors import OpenAIError
-from codex_proxy.upstream.auth import API_KEY, CHATGPT, AuthProvider, jwt_claims
+from codex_proxy.upstream.auth import API_KEY, CHATGPT, AuthProvider
+from codex_proxy.upstream.auth_store import jwt_claims
 
-from ..conftest import ACCOUNT_ID, make_jwt, write_auth_json
+from ..conftest import ACCOUNT_ID, write_auth_json
 
 
 def creds(settings: Settings):
@@ -68,13 +70,12 @@ def test_corrupt_auth_json_is_a_clear_401(tmp_path: Path) -> None:
     assert "not valid JSON" in info.value.message
 
 
-def test_file_change_is_picked_up_and_offered_after_401(tmp_path: Path) -> None:
+def test_token_changed_on_disk_is_offered_after_401(tmp_path: Path) -> None:
     write_auth_json(tmp_path)
     provider = AuthProvider(Settings(codex_home=tmp_path))
 
     async def scenario() -> None:
         first = await provider.credentials()
-        assert await provider.after_unauthorized(first) is None
         written = write_auth_json(tmp_path, access_exp=9_999_999_999)
         changed = await provider.after_unauthorized(first)
         assert changed is not None
@@ -84,7 +85,7 @@ def test_file_change_is_picked_up_and_offered_after_401(tmp_path: Path) -> None:
 
 
 def test_jwt_claims() -> None:
-    assert jwt_claims(make_jwt({"exp": 5, "email": "a@b"})) == {"exp": 5, "email": "a@b"}
+    assert jwt_claims(fake_jwt({"exp": 5, "email": "a@b"})) == {"exp": 5, "email": "a@b"}
     assert jwt_claims("not-a-jwt") == {}
     assert jwt_claims("a.%%%.c") == {}
     assert jwt_claims(None) == {}

@@ -1,25 +1,43 @@
 """Upstream credentials: the ChatGPT login in ``$CODEX_HOME/auth.json``, or an API key.
 
-The file is re-read whenever it changes on disk (another process, ``codex login`` or our own
-refresh may rewrite it), so a long-running gateway always uses the newest tokens. Token values
-never leave this module except inside the ``Authorization`` header built by the client.
+The login is kept alive without the user: the access token is refreshed shortly before it
+expires and again when the upstream answers 401. Refreshes are single-flight (concurrent
+requests share one refresh call) and serialised across processes by a file lock, and a waiter
+re-reads auth.json instead of refreshing again, so a rotating refresh token is never burnt twice.
+Token values never leave this module except inside the ``Authorization`` header.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import logging
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from ..config import Settings
 from ..translate.errors import LOGIN_HINT, OpenAIError
+from .auth_store import (
+    AuthFile,
+    AuthFileError,
+    locked,
+    parse_auth_file,
+    save_auth_file,
+    with_new_tokens,
+)
+
+log = logging.getLogger("codex_proxy")
 
 CHATGPT = "chatgpt"
 API_KEY = "api_key"
-AUTH_CLAIMS = "https://api.openai.com/auth"
+CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
+PERMANENT_REFRESH_ERRORS = frozenset(
+    {"refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated"}
+)
+MAX_TOKEN_AGE_SECONDS = 8 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -34,101 +52,172 @@ class Credentials:
         return f"Credentials(mode={self.mode!r}, account_id={self.account_id!r})"
 
 
-@dataclass(frozen=True)
-class AuthFile:
-    """The parts of auth.json the gateway uses; ``raw`` keeps every field for rewrites."""
-
-    raw: dict[str, Any]
-    auth_mode: str | None
-    api_key: str | None
-    access_token: str | None
-    account_id: str | None
-
-
-def jwt_claims(token: str | None) -> dict[str, Any]:
-    """The payload of a JWT, without checking the signature (we only read our own tokens)."""
-    if not token or token.count(".") != 2:
-        return {}
-    payload = token.split(".")[1]
-    try:
-        decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        claims = orjson.loads(decoded)
-    except (ValueError, orjson.JSONDecodeError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
-def parse_auth_file(data: bytes, path: Path) -> AuthFile:
-    """Read the Codex CLI auth.json format; a broken file is a 401 that says how to fix it."""
-    try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise _auth_error(f"{path} is not valid JSON.") from None
-    if not isinstance(raw, dict):
-        raise _auth_error(f"{path} does not hold a JSON object.")
-    tokens = raw.get("tokens") if isinstance(raw.get("tokens"), dict) else {}
-    access = _str(tokens.get("access_token"))
-    account = _str(tokens.get("account_id"))
-    if access and not account:
-        claims = jwt_claims(_str(tokens.get("id_token"))).get(AUTH_CLAIMS) or {}
-        account = _str(claims.get("chatgpt_account_id")) if isinstance(claims, dict) else None
-    return AuthFile(
-        raw, _str(raw.get("auth_mode")), _str(raw.get("OPENAI_API_KEY")), access, account
-    )
-
-
 class AuthProvider:
     """Hands out upstream :class:`Credentials` following ``CODEX_AUTH_MODE``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
+        self._http = http
         self._cached: AuthFile | None = None
         self._cached_stamp: tuple[int, int, int] | None = None
+        self._refresh_lock = asyncio.Lock()
+        self._dead_refresh_token: str | None = None
+
+    # -- public ----------------------------------------------------------------------------
 
     def mode(self) -> str | None:
         """The mode requests will use now (``None``: no credentials at all)."""
         try:
-            return self._resolve().mode
+            return self._resolve()[0].mode
         except OpenAIError:
             return None
 
+    def describe(self) -> str:
+        """One line for the start-up log: mode, account, plan, expiry; never a token."""
+        try:
+            creds, file = self._resolve()
+        except OpenAIError as error:
+            return f"no usable credentials yet ({error.message})"
+        if creds.mode == API_KEY:
+            return "auth mode api_key"
+        if self._settings.mock or file is None:
+            return "auth mode chatgpt (mock upstream)"
+        expires = file.access_expires_at
+        expiry = (
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires)) if expires else "unknown"
+        )
+        return (
+            f"auth mode chatgpt, account {file.email or 'unknown'}, plan {file.plan or 'unknown'}, "
+            f"access token expires {expiry}"
+        )
+
     async def credentials(self) -> Credentials:
-        """Credentials for the next request; a 401 OpenAIError when there are none."""
-        return self._resolve()
+        """Credentials for the next request, refreshed first when the token is about to expire."""
+        creds, file = self._resolve()
+        if creds.mode != CHATGPT or file is None or not self._refresh_due(file):
+            return creds
+        try:
+            return await self._refresh(creds)
+        except OpenAIError as error:
+            expires = file.access_expires_at
+            if expires is not None and expires > time.time() + 5:
+                log.warning("token refresh failed, using the current token: %s", error.message)
+                return creds
+            raise
 
     async def after_unauthorized(self, used: Credentials) -> Credentials | None:
-        """Called on an upstream 401: fresh credentials to retry with once, or ``None``.
+        """On an upstream 401: credentials to retry with once, or ``None`` (give up).
 
-        For now a retry happens only when auth.json changed under us (another process logged in
-        or refreshed); token refresh slots in here.
+        Another process may already have refreshed: a different token in auth.json is tried
+        first; otherwise the refresh token is used.
         """
-        current = self._resolve()
-        return current if current.token != used.token else None
+        current, file = self._resolve()
+        if current.token != used.token:
+            return current
+        if current.mode != CHATGPT or file is None:
+            return None
+        return await self._refresh(used)
 
-    def _resolve(self) -> Credentials:
+    # -- refresh ---------------------------------------------------------------------------
+
+    def _refresh_due(self, file: AuthFile) -> bool:
+        expires = file.access_expires_at
+        now = time.time()
+        if expires is not None:
+            return expires - now <= self._settings.refresh_skew_seconds
+        if file.last_refresh is None:
+            return False
+        return now - file.last_refresh.timestamp() > MAX_TOKEN_AGE_SECONDS
+
+    async def _refresh(self, stale: Credentials) -> Credentials:
+        """Exchange the refresh token, unless someone else already replaced ``stale``."""
+        path = self._settings.auth_file
+        async with self._refresh_lock:
+            current, _ = self._resolve()
+            if current.token != stale.token:
+                return current
+            try:
+                async with locked(path):
+                    self._cached_stamp = None  # re-read: another process may have refreshed
+                    current, file = self._resolve()
+                    if current.token != stale.token or file is None:
+                        return current
+                    answer = await self._call_token_endpoint(file)
+                    save_auth_file(path, with_new_tokens(file, answer))
+            except AuthFileError as exc:
+                raise _refresh_failed(str(exc)) from None
+            except OSError as exc:
+                raise _refresh_failed(f"could not save {path}: {exc.strerror}") from None
+            log.info("access token refreshed")
+            return self._resolve()[0]
+
+    async def _call_token_endpoint(self, file: AuthFile) -> dict[str, Any]:
+        refresh_token = file.refresh_token
+        if not refresh_token:
+            raise _login_required("auth.json holds no refresh token.", "refresh_token_missing")
+        if refresh_token == self._dead_refresh_token:
+            raise _login_required(
+                "The refresh token was rejected earlier.", "refresh_token_invalid"
+            )
+        body = {
+            "client_id": CLIENT_ID,
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+        }
+        http = self._http or httpx.AsyncClient()
+        try:
+            response = await http.post(self._settings.refresh_token_url, json=body, timeout=30.0)
+        except httpx.HTTPError as exc:
+            raise _refresh_failed(f"{type(exc).__name__} from the token endpoint") from None
+        finally:
+            if self._http is None:
+                await http.aclose()
+        answer = _json_object(response.content)
+        if response.status_code == 200:
+            if answer and any(isinstance(answer.get(k), str) for k in ("access_token", "id_token")):
+                return answer
+            raise _refresh_failed("the token endpoint answered 200 without tokens")
+        code = _refresh_error_code(answer)
+        if response.status_code == 401 or code in PERMANENT_REFRESH_ERRORS:
+            self._dead_refresh_token = refresh_token
+            raise _login_required(
+                f"Your ChatGPT login has expired or was revoked ({code or 'HTTP 401'}).",
+                code or "refresh_token_invalid",
+            )
+        raise _refresh_failed(f"the token endpoint answered HTTP {response.status_code}")
+
+    # -- resolution ------------------------------------------------------------------------
+
+    def _resolve(self) -> tuple[Credentials, AuthFile | None]:
         settings = self._settings
         if settings.mock:
-            return Credentials(CHATGPT, "mock-access-token", "mock-account")
+            return Credentials(CHATGPT, "mock-access-token", "mock-account"), None
         file = self._load()
         mode = settings.auth_mode
         if mode == "auto":
             mode = _mode_from_file(file) or (CHATGPT if file and file.access_token else API_KEY)
         if mode == CHATGPT:
             if file and file.access_token:
-                return Credentials(CHATGPT, file.access_token, file.account_id)
-            raise _auth_error(f"No ChatGPT login found in {settings.auth_file}.")
+                return Credentials(CHATGPT, file.access_token, file.account_id), file
+            raise _login_required(f"No ChatGPT login found in {settings.auth_file}.")
         key = settings.openai_api_key or (file.api_key if file else None)
         if key:
-            return Credentials(API_KEY, key)
+            return Credentials(API_KEY, key), file
         if settings.auth_mode == API_KEY:
-            raise _auth_error("CODEX_AUTH_MODE=api_key but OPENAI_API_KEY is not set.", hint=False)
-        raise _auth_error(
+            raise OpenAIError(
+                401,
+                "CODEX_AUTH_MODE=api_key but OPENAI_API_KEY is not set.",
+                "authentication_error",
+                None,
+                "no_upstream_credentials",
+            )
+        raise _login_required(
             f"No upstream credentials: no ChatGPT login in {settings.auth_file} "
             "and no OPENAI_API_KEY."
         )
 
     def _load(self) -> AuthFile | None:
-        """auth.json, parsed again only when its size or modification time changed."""
+        """auth.json, parsed again only when the file changed (size, mtime or inode)."""
         path = self._settings.auth_file
         try:
             stat = path.stat()
@@ -136,14 +225,16 @@ class AuthProvider:
             self._cached, self._cached_stamp = None, None
             return None
         except OSError as exc:
-            raise _auth_error(f"Cannot read {path}: {exc.strerror}.") from None
+            raise _login_required(f"Cannot read {path}: {exc.strerror}.") from None
         stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if stamp != self._cached_stamp:
             try:
-                data = path.read_bytes()
+                self._cached = parse_auth_file(path.read_bytes(), path)
+            except AuthFileError as exc:
+                raise _login_required(str(exc)) from None
             except OSError as exc:
-                raise _auth_error(f"Cannot read {path}: {exc.strerror}.") from None
-            self._cached, self._cached_stamp = parse_auth_file(data, path), stamp
+                raise _login_required(f"Cannot read {path}: {exc.strerror}.") from None
+            self._cached_stamp = stamp
         return self._cached
 
 
@@ -158,10 +249,36 @@ def _mode_from_file(file: AuthFile | None) -> str | None:
     return None
 
 
-def _auth_error(message: str, *, hint: bool = True) -> OpenAIError:
-    text = f"{message} {LOGIN_HINT}" if hint else message
-    return OpenAIError(401, text, "authentication_error", None, "no_upstream_credentials")
+def _login_required(message: str, code: str = "no_upstream_credentials") -> OpenAIError:
+    return OpenAIError(401, f"{message} {LOGIN_HINT}", "authentication_error", None, code)
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _refresh_failed(reason: str) -> OpenAIError:
+    return OpenAIError(
+        502,
+        f"Token refresh failed: {reason}. The next request will try again.",
+        "server_error",
+        None,
+        "token_refresh_failed",
+    )
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(content) if content else None
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _refresh_error_code(answer: dict[str, Any] | None) -> str | None:
+    """The error code of a failed refresh: ``error`` (string), ``error.code`` or ``code``."""
+    if not answer:
+        return None
+    error = answer.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        return error["code"]
+    code = answer.get("code")
+    return code if isinstance(code, str) else None

@@ -66,33 +66,31 @@ class UpstreamStream:
             ) from None
 
 
-class UpstreamClient:
-    """Owns the shared ``httpx.AsyncClient`` (one per process, closed on shutdown)."""
+def make_http_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The process-wide HTTP client; its read timeout is the allowed idle gap between events."""
+    timeout = httpx.Timeout(
+        connect=settings.upstream_connect_timeout,
+        read=settings.upstream_idle_timeout,
+        write=60.0,
+        pool=settings.upstream_connect_timeout,
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        transport=transport,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        follow_redirects=False,
+    )
 
-    def __init__(
-        self,
-        settings: Settings,
-        auth: AuthProvider,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+
+class UpstreamClient:
+    """Calls the upstream over the shared ``httpx.AsyncClient`` (one per process)."""
+
+    def __init__(self, settings: Settings, auth: AuthProvider, http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.auth = auth
-        timeout = httpx.Timeout(
-            connect=settings.upstream_connect_timeout,
-            read=settings.upstream_idle_timeout,
-            write=60.0,
-            pool=settings.upstream_connect_timeout,
-        )
-        self._http = httpx.AsyncClient(
-            timeout=timeout,
-            transport=transport,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            follow_redirects=False,
-        )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        self._http = http
 
     @asynccontextmanager
     async def open_stream(
@@ -163,22 +161,22 @@ class UpstreamClient:
             "Content-Type": "application/json",
             "Accept": accept,
         }
+        settings = self.settings
         if creds.mode == CHATGPT:
-            settings = self.settings
-            headers.update(
-                {
-                    "originator": settings.originator,
-                    "version": settings.client_version,
-                    "User-Agent": user_agent(settings.originator, settings.client_version),
-                    "OpenAI-Beta": "responses=experimental",
-                }
+            headers["originator"] = settings.originator
+            headers["version"] = settings.client_version
+            headers["User-Agent"] = settings.user_agent or user_agent(
+                settings.originator, settings.client_version
             )
+            if settings.openai_beta:
+                headers["OpenAI-Beta"] = settings.openai_beta
             if creds.account_id:
                 headers["chatgpt-account-id"] = creds.account_id
         else:
-            headers["User-Agent"] = f"codex-proxy/{__version__}"
+            headers["User-Agent"] = settings.user_agent or f"codex-proxy/{__version__}"
         if session_id:
             headers["session_id"] = session_id
+        headers.update(settings.extra_headers)
         return headers
 
 

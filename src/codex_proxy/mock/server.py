@@ -1,0 +1,787 @@
+"""A fake ChatGPT/Codex Responses upstream: a real HTTP server on a loopback port.
+
+Tests, ``codex-proxy serve --mock`` and the benchmarks point the gateway at it. It replays
+scripted SSE replies (see :mod:`codex_proxy.mock.events`), validates requests the way the
+ChatGPT backend does (``shared/protocol.md`` section 3.3), records everything it receives and
+misbehaves on request: stall (:class:`Pause`, ``Reply.delay``), drop the connection
+(:class:`Drop`) or send malformed bytes (:class:`RawData`). It also counts client disconnects,
+which is how tests prove that the gateway cancels its upstream request.
+
+    with FakeUpstream() as fake:
+        fake.enqueue(Reply(events=text_response("Hello")))
+        ...  # point the client at f"{fake.url}/responses"
+        assert fake.responses_requests[0].body["store"] is False
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from codex_proxy.mock.events import ResponseScript, text_response, usage
+from codex_proxy.mock.tokens import FakeTokenIssuer
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "REJECTED_PARAMS",
+    "Drop",
+    "FakeUpstream",
+    "Pause",
+    "RawData",
+    "RecordedRequest",
+    "Reply",
+    "default_reply",
+    "encode_event",
+    "reply_from_json",
+    "strict_error",
+]
+
+# -- scripting types -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Sleep before the next item; the connection stays open (a stalled upstream)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Close the connection mid-stream, without the terminating chunk (a dying upstream)."""
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Bytes written verbatim, for malformed or oversized SSE lines."""
+
+    data: bytes
+
+
+ReplyItem = dict[str, Any] | Pause | Drop | RawData
+
+
+@dataclass
+class Reply:
+    """One scripted answer: an SSE stream when ``events`` is set, else a plain ``body``."""
+
+    events: list[ReplyItem] | None = None
+    status: int = 200
+    body: bytes | dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0
+
+
+@dataclass
+class RecordedRequest:
+    """What the fake received, for assertions on the gateway's upstream requests."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able view for ``GET /_mock/requests`` (``raw`` only when not JSON)."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "body": self.body,
+        }
+        if self.body is None and self.raw:
+            out["raw"] = self.raw.decode("utf-8", "replace")
+        return out
+
+
+# -- wire helpers ----------------------------------------------------------------------------
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """One SSE message: ``event: <type>`` plus a one-line ``data:``; JSON encoded once."""
+    data = orjson.dumps(event)
+    kind = event.get("type")
+    if isinstance(kind, str):
+        return b"".join((b"event: ", kind.encode(), b"\ndata: ", data, b"\n\n"))
+    return b"".join((b"data: ", data, b"\n\n"))
+
+
+def _body_bytes(body: Any) -> tuple[bytes, str]:
+    """Reply body and its default content type."""
+    if body is None:
+        return b"", "application/json"
+    if isinstance(body, bytes | bytearray):
+        return bytes(body), "application/json"
+    if isinstance(body, str):
+        return body.encode(), "text/plain; charset=utf-8"
+    return orjson.dumps(body), "application/json"
+
+
+def _raw_headers(defaults: dict[str, str], extra: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """Merge headers case-insensitively, ``extra`` winning."""
+    merged = {k.lower(): v for k, v in defaults.items()}
+    merged.update({k.lower(): v for k, v in extra.items()})
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+
+
+def _detail(message: str, status: int = 400) -> Reply:
+    """A FastAPI-style error, as the ChatGPT backend answers validation failures."""
+    return Reply(status=status, body={"detail": message})
+
+
+# -- strict validation (protocol.md 3.3) -----------------------------------------------------
+
+REJECTED_PARAMS: tuple[str, ...] = (
+    "temperature",
+    "top_p",
+    "max_output_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "metadata",
+    "top_logprobs",
+    "truncation",
+    "safety_identifier",
+    "prompt_cache_retention",
+    "user",
+    "stop",
+)
+
+_AUTH_ERROR: dict[str, Any] = {
+    "error": {
+        "message": "Missing bearer or basic authentication in header",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+}
+
+
+def _has_auth(headers: dict[str, str]) -> bool:
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    return scheme.lower() in ("bearer", "basic") and bool(token.strip())
+
+
+def strict_error(request: RecordedRequest) -> Reply | None:
+    """The error the ChatGPT backend would answer ``request`` with, or None if it is valid."""
+    if not _has_auth(request.headers):
+        return Reply(status=401, body=_AUTH_ERROR)
+    if not _is_responses_post(request):
+        return None
+    body = request.body
+    if not isinstance(body, dict):
+        return _detail("Request body must be a JSON object")
+    for check in (_check_flags, _check_params, _check_input, _check_tools, _check_call_pairs):
+        message = check(body)
+        if message:
+            return _detail(message)
+    return None
+
+
+def _check_flags(body: dict[str, Any]) -> str | None:
+    if body.get("store") is not False:
+        return "Store must be set to false"
+    if body.get("stream") is not True:
+        return "Stream must be set to true"
+    return None
+
+
+def _check_params(body: dict[str, Any]) -> str | None:
+    for name in REJECTED_PARAMS:
+        if name in body:
+            return f"Unsupported parameter: {name}"
+    return None
+
+
+def _check_input(body: dict[str, Any]) -> str | None:
+    items = body.get("input")
+    if not isinstance(items, list):
+        return "Input must be a list"
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            return f"Invalid type for 'input[{i}]': expected an object"
+        if item.get("type", "message") == "message" and item.get("role") == "system":
+            return "System messages are not allowed"
+    return None
+
+
+def _check_tools(body: dict[str, Any]) -> str | None:
+    tools = body.get("tools")
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        return "Invalid type for 'tools': expected an array"
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or "type" not in tool:
+            return f"Missing required parameter: 'tools[{i}].type'"
+        name = tool.get("name")
+        if tool["type"] == "function" and not (isinstance(name, str) and name):
+            return f"Missing required parameter: 'tools[{i}].name'"
+    return None
+
+
+_CALLS = ("function_call", "custom_tool_call")
+_OUTPUTS = ("function_call_output", "custom_tool_call_output")
+
+
+def _check_call_pairs(body: dict[str, Any]) -> str | None:
+    """Every tool output needs an earlier call with its ``call_id`` (nothing is stored)."""
+    seen: set[Any] = set()
+    for item in body["input"]:
+        kind = item.get("type")
+        if kind in _CALLS:
+            seen.add(item.get("call_id"))
+        elif kind in _OUTPUTS and item.get("call_id") not in seen:
+            return (
+                f"No tool call found for function call output with call_id {item.get('call_id')}."
+            )
+    return None
+
+
+def _is_responses_post(request: RecordedRequest) -> bool:
+    return request.method == "POST" and _last_segment(request.path) == "responses"
+
+
+def _is_token_post(request: RecordedRequest) -> bool:
+    return request.method == "POST" and request.path.rstrip("/").endswith("/oauth/token")
+
+
+def _last_segment(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+# -- the built-in default reply --------------------------------------------------------------
+
+_TOOL_COMMAND = re.compile(r"/tool\s+(\S+)\s*(.*)\Z", re.DOTALL)
+
+
+def default_reply(request: RecordedRequest) -> Reply:
+    """Echo the last user text; ``/tool NAME {json}`` calls a declared function tool instead."""
+    body = request.body if isinstance(request.body, dict) else {}
+    model = body.get("model") if isinstance(body.get("model"), str) else "gpt-5-codex"
+    text = _last_user_text(body.get("input"))
+    used = usage(input_tokens=max(1, len(request.raw) // 4), output_tokens=max(1, len(text) // 4))
+    call = _tool_command(text, _function_names(body.get("tools")))
+    if call is not None:
+        script = ResponseScript(model=model)
+        script.start()
+        name, arguments = call
+        script.function_call(name, [arguments[i : i + 8] for i in range(0, len(arguments), 8)])
+        script.completed(used)
+        events = script.events
+    else:
+        events = text_response(f"Mock reply to: {text}", model=model, usage_=used)
+    _stamp(events, f"resp_{uuid.uuid4().hex}", int(time.time()))
+    return Reply(events=list(events))
+
+
+def _stamp(events: list[dict[str, Any]], response_id: str, created_at: int) -> None:
+    """Give lifecycle events a unique response id, like the real backend."""
+    for event in events:
+        response = event.get("response")
+        if isinstance(response, dict):
+            response["id"] = response_id
+            response["created_at"] = created_at
+
+
+def _last_user_text(items: Any) -> str:
+    if isinstance(items, str):
+        return items
+    for item in reversed(items if isinstance(items, list) else []):
+        if not isinstance(item, dict) or item.get("role") != "user":
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            return content
+        parts = content if isinstance(content, list) else []
+        return " ".join(
+            p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def _function_names(tools: Any) -> set[str]:
+    return {
+        t["name"]
+        for t in (tools if isinstance(tools, list) else [])
+        if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str)
+    }
+
+
+def _tool_command(text: str, names: set[str]) -> tuple[str, str] | None:
+    """``(name, json_arguments)`` when ``text`` asks for a declared tool with valid JSON args."""
+    match = _TOOL_COMMAND.match(text.strip())
+    if not match or match.group(1) not in names:
+        return None
+    arguments = match.group(2).strip() or "{}"
+    try:
+        orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return None
+    return match.group(1), arguments
+
+
+# -- models catalog --------------------------------------------------------------------------
+
+
+def _model(slug: str, name: str, priority: int, visibility: str = "list") -> dict[str, Any]:
+    return {
+        "slug": slug,
+        "display_name": name,
+        "description": f"Mock {name}",
+        "default_reasoning_level": "medium",
+        "supported_reasoning_levels": [
+            {"effort": e, "description": e} for e in ("low", "medium", "high")
+        ],
+        "visibility": visibility,
+        "supported_in_api": True,
+        "priority": priority,
+        "context_window": 272000,
+    }
+
+
+DEFAULT_MODELS: tuple[dict[str, Any], ...] = (
+    _model("gpt-5-codex", "gpt-5-codex", 1),
+    _model("gpt-5", "gpt-5", 2),
+    _model("gpt-5-codex-mini", "gpt-5-codex-mini", 3),
+    _model("codex-internal-preview", "codex-internal-preview", 99, visibility="hide"),
+)
+
+
+def _default_models() -> list[dict[str, Any]]:
+    return orjson.loads(orjson.dumps(list(DEFAULT_MODELS)))
+
+
+# -- JSON control surface --------------------------------------------------------------------
+
+_REPLY_KEYS = {"events", "status", "body", "headers", "delay"}
+
+
+def reply_from_json(obj: dict[str, Any]) -> Reply:
+    """A :class:`Reply` from its JSON form; markers are ``{"pause": s}``, ``{"drop": true}``,
+    ``{"raw": "text"}``. Raises ValueError on anything else."""
+    if not isinstance(obj, dict) or not set(obj) <= _REPLY_KEYS:
+        raise ValueError(f"a reply is an object with keys among {sorted(_REPLY_KEYS)}")
+    events = obj.get("events")
+    body = obj.get("body")
+    return Reply(
+        events=None if events is None else [_item_from_json(e) for e in events],
+        status=int(obj.get("status", 200)),
+        body=body.encode() if isinstance(body, str) else body,
+        headers={str(k): str(v) for k, v in (obj.get("headers") or {}).items()},
+        delay=float(obj.get("delay", 0)),
+    )
+
+
+def _item_from_json(item: Any) -> ReplyItem:
+    if not isinstance(item, dict):
+        raise ValueError(f"not an event or marker: {item!r}")
+    if "type" in item:
+        return item
+    if set(item) == {"pause"}:
+        return Pause(float(item["pause"]))
+    if set(item) == {"drop"}:
+        return Drop()
+    if set(item) == {"raw"} and isinstance(item["raw"], str):
+        return RawData(item["raw"].encode())
+    raise ValueError(f"not an event or marker: {item!r}")
+
+
+# -- serving a reply -------------------------------------------------------------------------
+
+
+class _DropConnection(Exception):
+    """Raised out of the ASGI app so that uvicorn closes the socket mid-response."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keep scripted drops out of uvicorn's error log; they are not bugs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _DropConnection)
+
+
+_uvicorn_log = logging.getLogger("uvicorn.error")
+if not any(isinstance(f, _QuietDrops) for f in _uvicorn_log.filters):
+    _uvicorn_log.addFilter(_QuietDrops())
+
+
+class _ReplySender:
+    """The ASGI response for one :class:`Reply`, racing the writer against client disconnect."""
+
+    def __init__(self, owner: FakeUpstream, reply: Reply, request_id: str):
+        self.owner = owner
+        self.reply = reply
+        self.request_id = request_id
+        self.is_stream = reply.events is not None
+        self._open = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        writer = asyncio.ensure_future(self._write(send))
+        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        self.owner._writers.add(writer)
+        self._set_open(True)
+        try:
+            await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            client_gone = watcher.done() and not writer.done()
+        finally:
+            self._set_open(False)
+            self.owner._writers.discard(writer)
+            watcher.cancel()
+            writer.cancel()
+            await asyncio.gather(writer, watcher, return_exceptions=True)
+        if client_gone:
+            if self.is_stream:
+                self.owner._count_disconnect()
+            return
+        if writer.cancelled():  # the server is stopping: end the stream abruptly
+            raise _DropConnection
+        writer.result()  # re-raises a scripted Drop
+
+    def _set_open(self, is_open: bool) -> None:
+        """Count open SSE replies; closed before the last byte, so a client that has seen the
+        end of a stream also sees ``open_streams`` already decremented."""
+        if self.is_stream and is_open != self._open:
+            self._open = is_open
+            self.owner._add_open_streams(1 if is_open else -1)
+
+    async def _write(self, send: Send) -> None:
+        if self.reply.delay > 0:
+            await asyncio.sleep(self.reply.delay)
+        if self.reply.events is None:
+            body, content_type = _body_bytes(self.reply.body)
+            await self._start(send, {"content-type": content_type})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self._start(send, {"content-type": "text/event-stream", "cache-control": "no-cache"})
+        for item in self.reply.events:
+            if isinstance(item, Pause):
+                await asyncio.sleep(item.seconds)
+                continue
+            if isinstance(item, Drop):
+                self._set_open(False)
+                raise _DropConnection
+            chunk = item.data if isinstance(item, RawData) else encode_event(item)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)  # let a disconnect (and other streams) through
+        self._set_open(False)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _start(self, send: Send, defaults: dict[str, str]) -> None:
+        defaults = {**defaults, "x-request-id": self.request_id}
+        headers = _raw_headers(defaults, self.reply.headers)
+        await send({"type": "http.response.start", "status": self.reply.status, "headers": headers})
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    """Returns once the client has gone (the request body was already read)."""
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+# -- the server ------------------------------------------------------------------------------
+
+DefaultBuilder = Callable[[RecordedRequest], Reply]
+
+
+class FakeUpstream:
+    """A scripted Responses upstream served by uvicorn in a daemon thread.
+
+    ``enqueue`` replies (FIFO, one per ``POST .../responses``); when the queue is empty the
+    ``default`` builder answers. Any path ending in ``/responses`` or ``/models`` is served,
+    so ``{url}``, ``{url}/v1`` and ``{url}/backend-api/codex`` all work as a base URL.
+    Control endpoints under ``/_mock/`` script it from other processes and are not recorded.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        strict: bool = True,
+        default: DefaultBuilder | None = None,
+    ):
+        self.host = host
+        self.port = port
+        self.strict = strict
+        self.default: DefaultBuilder = default or default_reply
+        self.models: list[dict[str, Any]] = _default_models()
+        self.models_reply: Reply | None = None
+        self.tokens = FakeTokenIssuer()  # the OAuth refresh endpoint, POST {url}/oauth/token
+        self.app = self._build_app()
+        self._lock = threading.Lock()
+        self._queue: deque[Reply] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._open_streams = 0
+        self._disconnects = 0
+        self._writers: set[asyncio.Future[None]] = set()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FakeUpstream:
+        """Serve in a daemon thread; returns once connections are accepted."""
+        if self._thread is not None:
+            return self
+        sock = _listen_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            loop="asyncio",
+            http="h11",
+            ws="none",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._serve(sock)),
+            name=f"fake-upstream-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        self._wait_started()
+        return self
+
+    def stop(self) -> None:
+        """Cut open streams, stop the server and join its thread."""
+        if self._thread is None or self._server is None:
+            return
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                self._loop.call_soon_threadsafe(self._abort_streams)
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._thread = self._server = self._loop = None
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        self._loop = asyncio.get_running_loop()
+        assert self._server is not None
+        await self._server.serve(sockets=[sock])
+
+    def _wait_started(self) -> None:
+        deadline = time.monotonic() + 10
+        while not (self._server and self._server.started):
+            if self._thread is None or not self._thread.is_alive():
+                raise RuntimeError("fake upstream failed to start")
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake upstream did not start within 10 s")
+            time.sleep(0.002)
+
+    def _abort_streams(self) -> None:
+        for writer in list(self._writers):
+            writer.cancel()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT``; append ``/responses`` or ``/models``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- scripting and inspection ------------------------------------------------------------
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Queue replies for the next ``POST /responses`` calls, first in first out."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received (any path except ``/_mock/``)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def responses_requests(self) -> list[RecordedRequest]:
+        """Only the ``POST .../responses`` requests."""
+        return [r for r in self.requests if _is_responses_post(r)]
+
+    @property
+    def token_requests(self) -> list[RecordedRequest]:
+        """Only the ``POST /oauth/token`` (refresh) requests."""
+        return [r for r in self.requests if _is_token_post(r)]
+
+    @property
+    def queued(self) -> int:
+        """Replies still waiting in the queue."""
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def open_streams(self) -> int:
+        """SSE replies being served right now (from ``delay`` until the last byte)."""
+        return self._open_streams
+
+    @property
+    def disconnects(self) -> int:
+        """SSE replies cut short because the client went away before their end."""
+        return self._disconnects
+
+    def clear(self) -> None:
+        """Forget requests, queued replies and the disconnect count; restore the catalog."""
+        with self._lock:
+            self._queue.clear()
+            self._requests.clear()
+            self._disconnects = 0
+        self.models = _default_models()
+        self.models_reply = None
+        self.tokens.clear()
+
+    def _add_open_streams(self, delta: int) -> None:
+        with self._lock:
+            self._open_streams += delta
+
+    def _count_disconnect(self) -> None:
+        with self._lock:
+            self._disconnects += 1
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _build_app(self) -> Starlette:
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+        routes = [
+            Route("/_mock/enqueue", _json_endpoint(self._ctl_enqueue), methods=["POST"]),
+            Route("/_mock/requests", _json_endpoint(self._ctl_requests), methods=["GET"]),
+            Route("/_mock/reset", _json_endpoint(self._ctl_reset), methods=["POST"]),
+            Route("/_mock/state", _json_endpoint(self._ctl_state), methods=["GET"]),
+            Route("/{path:path}", self._handle, methods=methods),
+        ]
+        return Starlette(routes=routes)
+
+    async def _handle(self, request: Request) -> _ReplySender:
+        recorded = await _record(request)
+        with self._lock:
+            self._requests.append(recorded)
+        reply = self._choose_reply(recorded)
+        return _ReplySender(self, reply, f"req_{uuid.uuid4().hex[:16]}")
+
+    def _choose_reply(self, request: RecordedRequest) -> Reply:
+        """Validation first (a rejected request keeps the queue intact), then queue, default."""
+        if _is_token_post(request):
+            return self.tokens.reply(request)
+        if self.strict:
+            error = strict_error(request)
+            if error is not None:
+                return error
+        segment = _last_segment(request.path)
+        if request.method == "GET" and segment == "models":
+            if self.models_reply is not None:
+                return self.models_reply
+            return Reply(body={"models": self.models}, headers={"etag": '"mock-models"'})
+        if not _is_responses_post(request):
+            return _detail("Not Found", status=404)
+        with self._lock:
+            queued = self._queue.popleft() if self._queue else None
+        return queued if queued is not None else self.default(request)
+
+    async def _ctl_enqueue(self, payload: Any) -> Any:
+        items = payload if isinstance(payload, list) else [payload]
+        replies = [reply_from_json(item) for item in items]
+        self.enqueue(*replies)
+        return {"queued": self.queued}
+
+    async def _ctl_requests(self, payload: Any) -> Any:
+        return [r.to_json() for r in self.requests]
+
+    async def _ctl_reset(self, payload: Any) -> Any:
+        self.clear()
+        return {"ok": True}
+
+    async def _ctl_state(self, payload: Any) -> Any:
+        return {
+            "open_streams": self.open_streams,
+            "disconnects": self.disconnects,
+            "queued": self.queued,
+            "requests": len(self.requests),
+        }
+
+
+async def _record(request: Request) -> RecordedRequest:
+    raw = await request.body()
+    headers: dict[str, str] = {}
+    for key, value in request.scope["headers"]:
+        name, text = key.decode("latin-1").lower(), value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {text}" if name in headers else text
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return RecordedRequest(
+        method=request.method,
+        path=request.url.path,
+        query=dict(parse_qsl(query, keep_blank_values=True)),
+        headers=headers,
+        body=_parse_json(raw),
+        raw=raw,
+    )
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _json_endpoint(
+    handler: Callable[[Any], Awaitable[Any]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a control handler: JSON in, JSON out, ValueError -> 400."""
+
+    async def endpoint(request: Request) -> Response:
+        raw = await request.body()
+        payload = _parse_json(raw)
+        status, result = 200, None
+        if raw and payload is None:
+            status, result = 400, {"detail": "Body must be JSON"}
+        else:
+            try:
+                result = await handler(payload)
+            except (ValueError, TypeError) as exc:
+                status, result = 400, {"detail": str(exc)}
+        return Response(orjson.dumps(result), status, media_type="application/json")
+
+    return endpoint
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """Bind before serving, so an ephemeral port is known before the thread starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
