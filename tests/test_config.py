@@ -76,7 +76,7 @@ def test_aliases_models_and_compat_names(tmp_path: Path, monkeypatch: pytest.Mon
         ("CODEX_PORT", "eighty", "CODEX_PORT must be a whole number"),
         ("CODEX_PORT", "70000", "CODEX_PORT must be between"),
         ("CODEX_ALLOW_NO_AUTH", "perhaps", "CODEX_ALLOW_NO_AUTH must be one of"),
-        ("CODEX_MODEL_ALIASES", "[1]", "CODEX_MODEL_ALIASES must map names"),
+        ("CODEX_MODEL_ALIASES", "[1]", "CODEX_MODEL_ALIASES must map names to strings"),
         ("CODEX_MODEL_ALIASES", "{oops", "CODEX_MODEL_ALIASES must be a JSON object"),
         ("CODEX_UPSTREAM_IDLE_TIMEOUT", "-1", "must be greater than 0"),
     ],
