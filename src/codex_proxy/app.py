@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -13,11 +14,13 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings, load_settings
+from .image_store import FILES_PATH, ImageStore, media_type
+from .images import IMAGE_TOOL, ImageRenderer, apply_image_tool, restore_image_history
 from .models import ModelCatalog
 from .relay import ChatCompletionRun, internal_error, json_response_parts
 from .translate import errors
@@ -29,6 +32,7 @@ from .upstream.client import UpstreamClient, make_http_client
 log = logging.getLogger("codex_proxy")
 
 PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PREFIXES = (FILES_PATH, FILES_PATH.removeprefix("/v1"))  # the file name is the capability
 DROPPED_HEADER = "x-codex-proxy-dropped-params"
 
 
@@ -53,7 +57,13 @@ class GatewayAuth:
         self.expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is None or scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        path = scope.get("path", "")
+        if (
+            self.expected is None
+            or scope["type"] != "http"
+            or path in PUBLIC_PATHS
+            or path.startswith(PUBLIC_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         presented = b""
@@ -87,6 +97,8 @@ def create_app(
         app.state.auth = auth
         app.state.client = client
         app.state.models = ModelCatalog(settings, auth, client)
+        app.state.images = ImageStore(settings.image_dir)
+        app.state.image_jobs = asyncio.Semaphore(settings.image_concurrency)
         log.info(
             "codex-proxy ready: %s; upstream %s",
             auth.describe(),
@@ -107,6 +119,12 @@ def create_app(
                 )
             )
         state = request.app.state
+        store: ImageStore = state.images
+        if isinstance(body, dict) and "messages" in body:
+            messages = restore_image_history(
+                body["messages"], settings.image_history, store.data_uri
+            )
+            body = {**body, "messages": messages}
         try:
             creds = await state.auth.credentials()
             options = RequestOptions(
@@ -118,16 +136,33 @@ def create_app(
                 session_id=request.headers.get("x-session-id") or None,
             )
             translated = translate_request(body, options)
+            image_format = apply_image_tool(
+                translated.body,
+                body,
+                enabled=settings.enable_image_gen,
+                defaults=settings.image_options,
+            )
         except OpenAIError as error:
             return error_response(error)
         headers = {DROPPED_HEADER: ",".join(translated.dropped)} if translated.dropped else {}
+        choice = translated.body.get("tool_choice")
+        forces_image = isinstance(choice, dict) and choice.get("type") == IMAGE_TOOL
         return ChatCompletionRun(
             client=state.client,
             creds=creds,
             request=translated,
             keepalive_seconds=settings.sse_keepalive_seconds,
             headers=headers,
+            image_renderer=image_renderer(settings, store, request, image_format),
+            limiter=state.image_jobs if forces_image else None,
         )
+
+    async def image_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        path = request.app.state.images.path(name)
+        if path is None:
+            return error_response(errors.not_found(f"No image named {name!r}."))
+        return FileResponse(path, media_type=media_type(name))
 
     async def list_models(request: Request) -> JSONResponse:
         return JSONResponse(await request.app.state.models.list())
@@ -152,6 +187,7 @@ def create_app(
             Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"]),
+            Route(f"{prefix}/images/files/{{name:path}}", image_file, methods=["GET"]),
         ]
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -177,6 +213,23 @@ def create_app(
     )
     app.add_middleware(GatewayAuth, token=settings.gateway_token)
     return app
+
+
+def image_renderer(
+    settings: Settings, store: ImageStore, request: Request, requested_format: str | None
+) -> ImageRenderer:
+    """How this request's images reach the client; url links point at this gateway."""
+    base = settings.public_base_url or str(request.base_url).rstrip("/")
+
+    def save(b64: str, fmt: str) -> str:
+        return f"{base}{FILES_PATH}{store.save_b64(b64, fmt)}"
+
+    return ImageRenderer(
+        delivery=settings.image_delivery,
+        requested_format=requested_format,
+        max_bytes=int(settings.image_max_mb * 1024 * 1024),
+        store=save,
+    )
 
 
 def create_app_from_env() -> Starlette:

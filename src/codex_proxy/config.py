@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from dotenv import dotenv_values
@@ -29,6 +31,8 @@ BUILTIN_MODELS = (
     "gpt-5.1",
 )
 AUTH_MODES = ("auto", "chatgpt", "api_key")
+IMAGE_DELIVERIES = ("markdown", "images", "both", "url")
+IMAGE_HISTORY_MODES = ("last", "all", "none")
 ENV_FILE_VARIABLE = "CODEX_ENV_FILE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -68,6 +72,15 @@ class Settings:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "info"
     mock: bool = False
+    enable_image_gen: bool = False
+    image_options: Mapping[str, Any] = field(default_factory=lambda: {"output_format": "png"})
+    image_delivery: str = "markdown"
+    image_dir: Path = field(default_factory=lambda: default_image_dir({}))
+    public_base_url: str | None = None
+    image_max_mb: float = 20.0
+    image_history: str = "last"
+    image_host_model: str | None = None
+    image_concurrency: int = 4
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -168,7 +181,51 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         ),
         log_level=(get("CODEX_LOG_LEVEL") or "info").strip().lower(),
         mock=_bool(env, "CODEX_MOCK"),
+        enable_image_gen=_bool(env, "CODEX_ENABLE_IMAGE_GEN"),
+        image_options=_image_options(env),
+        image_delivery=_choice(env, "CODEX_IMAGE_DELIVERY", IMAGE_DELIVERIES),
+        image_dir=Path(get("CODEX_IMAGE_DIR")).expanduser()
+        if get("CODEX_IMAGE_DIR")
+        else default_image_dir(env),
+        public_base_url=(get("CODEX_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        image_max_mb=_float(env, "CODEX_IMAGE_MAX_MB", 20.0),
+        image_history=_choice(env, "CODEX_IMAGE_HISTORY", IMAGE_HISTORY_MODES),
+        image_host_model=get("CODEX_IMAGE_HOST_MODEL") or None,
+        image_concurrency=_int(env, "CODEX_IMAGE_CONCURRENCY", 4, 1, 64),
     )
+
+
+def default_image_dir(env: Mapping[str, str]) -> Path:
+    """A per-user data folder for url-mode images."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "codex-proxy" / "images"
+    base = env.get("XDG_DATA_HOME")
+    root = Path(base).expanduser() if base else Path.home() / ".local" / "share"
+    return root / "codex-proxy" / "images"
+
+
+def _image_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """The configured image tool options; only those that are set (format defaults to png)."""
+    from .images import IMAGE_ENV_OPTIONS, ImageOptionError, check_option
+
+    options: dict[str, Any] = {}
+    for name, field_name in IMAGE_ENV_OPTIONS.items():
+        raw = env.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            options[field_name] = check_option(field_name, raw.strip(), from_text=True)
+        except ImageOptionError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    options.setdefault("output_format", "png")
+    return options
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or allowed[0]).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 def _replace(settings: Settings, overrides: Mapping[str, object]) -> Settings:

@@ -10,6 +10,7 @@ is still waiting, and then cancel the upstream request at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -21,6 +22,7 @@ import anyio
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from .images import ImageRenderer
 from .translate.aggregate import ChatCompletionBuilder
 from .translate.errors import OpenAIError
 from .translate.request import TranslatedRequest
@@ -33,6 +35,7 @@ log = logging.getLogger("codex_proxy")
 KEEPALIVE = b": keep-alive\n\n"
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+IMAGES_LINKED_HEADER = "x-codex-proxy-images-linked"
 _END = object()
 _TICK = object()
 
@@ -78,22 +81,27 @@ class ChatCompletionRun:
         request: TranslatedRequest,
         keepalive_seconds: float,
         headers: Mapping[str, str],
+        image_renderer: ImageRenderer | None = None,
+        limiter: asyncio.Semaphore | None = None,
     ) -> None:
         self.client = client
         self.creds = creds
         self.request = request
         self.keepalive_seconds = keepalive_seconds
         self.headers = dict(headers)
+        self.image_renderer = image_renderer
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._started = False
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
             try:
-                if self.request.stream:
-                    await self._stream(send)
-                else:
-                    await self._complete(send)
+                async with self.limiter or contextlib.nullcontext():
+                    if self.request.stream:
+                        await self._stream(send)
+                    else:
+                        await self._complete(send)
             except OpenAIError as error:
                 await self._fail(send, error)
             except Exception:
@@ -106,7 +114,10 @@ class ChatCompletionRun:
         """Non-streaming: fold every event into one chat.completion."""
         request = self.request
         builder = ChatCompletionBuilder(
-            completion_id=completion_id(), created=int(time.time()), model=request.model
+            completion_id=completion_id(),
+            created=int(time.time()),
+            model=request.model,
+            image_renderer=self.image_renderer,
         )
         async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
             headers = {**self.headers, **up.headers}
@@ -114,6 +125,9 @@ class ChatCompletionRun:
                 async for event in events:
                     builder.feed(event)
             result = builder.result()
+        renderer = self.image_renderer
+        if renderer is not None and renderer.linked_because_large:
+            headers[IMAGES_LINKED_HEADER] = str(renderer.linked_because_large)
         for message in json_response_parts(200, result, headers):
             await send(message)
 
@@ -126,6 +140,7 @@ class ChatCompletionRun:
             created=int(time.time()),
             model=request.model,
             include_usage=request.include_usage,
+            image_renderer=self.image_renderer,
         )
         async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
             headers = {**self.headers, **up.headers, **SSE_HEADERS}

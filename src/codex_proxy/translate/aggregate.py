@@ -7,9 +7,12 @@ source of truth for the event logic. Strings are gathered in lists and joined on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_proxy.translate.stream import ChatStreamTranslator, Chunk
+
+if TYPE_CHECKING:
+    from codex_proxy.images import ImageRenderer
 
 
 class ChatCompletionBuilder:
@@ -19,17 +22,30 @@ class ChatCompletionBuilder:
     ``errors.stream_truncated()`` when no terminal event came.
     """
 
-    def __init__(self, *, completion_id: str, created: int, model: str) -> None:
+    def __init__(
+        self,
+        *,
+        completion_id: str,
+        created: int,
+        model: str,
+        image_renderer: ImageRenderer | None = None,
+    ) -> None:
         self._id = completion_id
         self._created = created
         self._model = model
         self._translator = ChatStreamTranslator(
-            completion_id=completion_id, created=created, model=model, include_usage=False
+            completion_id=completion_id,
+            created=created,
+            model=model,
+            include_usage=False,
+            image_renderer=image_renderer,
         )
         self._content: list[str] = []
         self._refusal: list[str] = []
         self._reasoning: list[str] = []
         self._calls: list[_CallParts] = []
+        self._images: list[dict[str, Any]] = []
+        self._image_metadata: list[dict[str, Any]] = []
         self._finish_reason: str | None = None
 
     def feed(self, event: Mapping[str, Any]) -> None:
@@ -69,6 +85,10 @@ class ChatCompletionBuilder:
                     self._refusal.append(value)
                 elif key == "tool_calls":
                     self._fold_calls(value)
+                elif key == "images":
+                    self._images += value
+                elif key == "image_metadata":
+                    self._image_metadata += value
             if choice["finish_reason"] is not None:
                 self._finish_reason = choice["finish_reason"]
 
@@ -96,6 +116,10 @@ class ChatCompletionBuilder:
             message["tool_calls"] = [call.as_chat() for call in self._calls]
         if self._reasoning:
             message["reasoning_content"] = "".join(self._reasoning)
+        if self._images:
+            message["images"] = self._images
+        if self._image_metadata:
+            message["image_metadata"] = self._image_metadata
         return message
 
 

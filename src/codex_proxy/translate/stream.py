@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from codex_proxy.translate import errors
+
+if TYPE_CHECKING:
+    from codex_proxy.images import ImageRenderer
 
 Chunk = dict[str, Any]
 Event = Mapping[str, Any]
@@ -61,7 +64,13 @@ class ChatStreamTranslator:
     """
 
     def __init__(
-        self, *, completion_id: str, created: int, model: str, include_usage: bool
+        self,
+        *,
+        completion_id: str,
+        created: int,
+        model: str,
+        include_usage: bool,
+        image_renderer: ImageRenderer | None = None,
     ) -> None:
         self.done = False
         self.finish_reason: str | None = None
@@ -78,6 +87,8 @@ class ChatStreamTranslator:
         self._content_len = 0  # characters of content sent: the offset of the next message
         self._reasoning_parts: set[tuple[Any, ...]] = set()
         self._annotation_keys: set[tuple[Any, ...]] = set()
+        self._image_renderer = image_renderer
+        self._images_done: set[Any] = set()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -280,8 +291,8 @@ class ChatStreamTranslator:
         return self._item_done(item, event.get("output_index"))
 
     def _item_done(self, item: Mapping[str, Any], output_index: Any) -> list[Chunk]:
-        """Dispatch a final item by type; types without a handler (reasoning, web search,
-        images for now) add nothing."""
+        """Dispatch a final item by type; types without a handler (reasoning, web search)
+        add nothing."""
         try:
             handler = self._ITEM_DONE.get(item.get("type"))
         except TypeError:
@@ -331,6 +342,25 @@ class ChatStreamTranslator:
         return [
             self._chunk({"tool_calls": [{"index": call.index, "function": {"arguments": missing}}]})
         ]
+
+    def _image_done(self, item: Mapping[str, Any], output_index: Any) -> list[Chunk]:
+        """A finished image: markdown as content of its own (set apart from the text around
+        it), and/or an ``images`` entry, with its metadata. Partial images never get here."""
+        key = item.get("id") if isinstance(item.get("id"), str) else output_index
+        if self._image_renderer is None or key in self._images_done:
+            return []
+        rendered = self._image_renderer(item)
+        if rendered is None:
+            return []
+        self._images_done.add(key)
+        extra: dict[str, Any] = {"image_metadata": [rendered.metadata]}
+        if rendered.entry is not None:
+            extra["images"] = [rendered.entry]
+        if not rendered.markdown:
+            return [self._chunk(extra)]
+        out = self._send_text(self._message(key, output_index), rendered.markdown)
+        out[-1]["choices"][0]["delta"].update(extra)
+        return out
 
     def _message(self, item_id: Any, output_index: Any) -> _Message:
         message = self._messages.find(item_id, output_index)
@@ -404,6 +434,7 @@ class ChatStreamTranslator:
     _ITEM_DONE: ClassVar[dict[str, ItemHandler]] = {
         "message": _message_done,
         "function_call": _call_done,
+        "image_generation_call": _image_done,
     }
 
 
