@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from codex_proxy.mock.events import ResponseScript, text_response, usage
+from codex_proxy.mock.images import image_b64, parse_size
 from codex_proxy.mock.tokens import FakeTokenIssuer
 
 __all__ = [
@@ -275,16 +277,35 @@ def _last_segment(path: str) -> str:
 # -- the built-in default reply --------------------------------------------------------------
 
 _TOOL_COMMAND = re.compile(r"/tool\s+(\S+)\s*(.*)\Z", re.DOTALL)
+_IMAGE_WORDS = re.compile(
+    r"\b(images?|pictures?|draw(s|ing|n)?|drew|photo(s|graph|graphs)?|logos?|icons?"
+    r"|illustrations?|sketch(es)?|paint(ing)?)\b",
+    re.IGNORECASE,
+)
+_IMAGE_FORMATS = ("png", "jpeg", "webp")
+_PARTIAL_SIDE = 64  # partial images are small previews; only their decodability matters
+_PROMPT_LIMIT = 200
 
 
 def default_reply(request: RecordedRequest) -> Reply:
-    """Echo the last user text; ``/tool NAME {json}`` calls a declared function tool instead."""
+    """Echo the last user text; ``/tool NAME {json}`` calls a declared function tool instead;
+    with an ``image_generation`` tool, a forced ``tool_choice`` or an image-ish prompt
+    ("draw", "picture", "logo", ...) gets a short message and a real generated image."""
     body = request.body if isinstance(request.body, dict) else {}
     model = body.get("model") if isinstance(body.get("model"), str) else "gpt-5-codex"
     text = _last_user_text(body.get("input"))
     used = usage(input_tokens=max(1, len(request.raw) // 4), output_tokens=max(1, len(text) // 4))
-    call = _tool_command(text, _function_names(body.get("tools")))
-    if call is not None:
+    image_tool = _image_tool(body.get("tools"))
+    forced = _forces_image(body.get("tool_choice"))
+    call = None if forced else _tool_command(text, _function_names(body.get("tools")))
+    if image_tool is not None and call is None and (forced or _IMAGE_WORDS.search(text)):
+        try:
+            events = _image_events(image_tool, body, text, model, used)
+        except ValueError as exc:
+            return _detail(f"Invalid value for 'tools[{image_tool[0]}]': {exc}")
+        except RuntimeError as exc:  # Pillow missing: say so instead of a bare 500
+            return _detail(str(exc), status=500)
+    elif call is not None:
         script = ResponseScript(model=model)
         script.start()
         name, arguments = call
@@ -295,6 +316,85 @@ def default_reply(request: RecordedRequest) -> Reply:
         events = text_response(f"Mock reply to: {text}", model=model, usage_=used)
     _stamp(events, f"resp_{uuid.uuid4().hex}", int(time.time()))
     return Reply(events=list(events))
+
+
+def _image_tool(tools: Any) -> tuple[int, dict[str, Any]] | None:
+    """The first declared ``image_generation`` tool and its index in ``tools``."""
+    for index, tool in enumerate(tools if isinstance(tools, list) else []):
+        if isinstance(tool, dict) and tool.get("type") == "image_generation":
+            return index, tool
+    return None
+
+
+def _forces_image(choice: Any) -> bool:
+    return isinstance(choice, dict) and choice.get("type") == "image_generation"
+
+
+def _image_events(
+    image_tool: tuple[int, dict[str, Any]],
+    body: dict[str, Any],
+    prompt: str,
+    model: str,
+    used: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Text then an ``image_generation_call`` whose ``result`` really is a ``size`` image in
+    ``output_format``, so the gateway's decoding, size guard and storage run for real.
+    Raises ValueError on a size or format the backend would reject."""
+    tool = image_tool[1]
+    width, height = parse_size(_str_option(tool, "size"))
+    fmt = _str_option(tool, "output_format") or "png"
+    if fmt not in _IMAGE_FORMATS:
+        raise ValueError(f"output_format must be one of {', '.join(_IMAGE_FORMATS)}")
+    seed = zlib.crc32(prompt.encode())
+    scale = _PARTIAL_SIDE / max(width, height)
+    small = max(1, round(width * scale)), max(1, round(height * scale))
+    partials = [image_b64(*small, fmt, seed=seed + i + 1) for i in range(_partial_count(tool))]
+    edited = tool.get("action") == "edit" or (
+        tool.get("action") != "generate" and _has_input_image(body.get("input"))
+    )
+    subject = " ".join(prompt.split())[:_PROMPT_LIMIT] or "something"
+    revised = f"{'An edited mock image' if edited else 'A mock image'} of: {subject}"
+    script = ResponseScript(model=model)
+    script.start()
+    script.message(["Here is", " your image."])
+    script.image(
+        image_b64(width, height, fmt, seed=seed),
+        partials=partials,
+        revised_prompt=revised,
+        output_format=fmt,
+        size=f"{width}x{height}",
+        quality=_str_option(tool, "quality") or "auto",
+        background=_str_option(tool, "background") or "opaque",
+    )
+    script.completed(used)
+    return script.events
+
+
+def _str_option(tool: dict[str, Any], name: str) -> str | None:
+    value = tool.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
+def _partial_count(tool: dict[str, Any]) -> int:
+    """``partial_images`` clamped to the API's 0..3; anything else means none."""
+    value = tool.get("partial_images")
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return min(max(value, 0), 3)
+
+
+def _has_input_image(items: Any) -> bool:
+    """An ``input_image`` part anywhere in the input: the user is editing a picture."""
+    for item in items if isinstance(items, list) else []:
+        content = item.get("content") if isinstance(item, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict) and part.get("type") == "input_image":
+                return True
+    return False
 
 
 def _stamp(events: list[dict[str, Any]], response_id: str, created_at: int) -> None:
