@@ -15,16 +15,7 @@ from codex_proxy.translate.aggregate import ChatCompletionBuilder
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.stream import ChatStreamTranslator
 
-CID = "chatcmpl-test"
-CREATED = 1760000000
-MODEL = "gpt-5"
-DEFAULT_CHAT_USAGE = {
-    "prompt_tokens": 20,
-    "completion_tokens": 12,
-    "total_tokens": 32,
-    "prompt_tokens_details": {"cached_tokens": 0},
-    "completion_tokens_details": {"reasoning_tokens": 0},
-}
+from .helpers import CID, CREATED, DEFAULT_CHAT_USAGE, MODEL
 
 # shared/protocol.md 1.4.1 without the lifecycle events' echoed settings.
 TRANSCRIPT_ITEMS = r"""

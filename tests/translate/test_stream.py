@@ -14,16 +14,7 @@ from codex_proxy.mock.events import ResponseScript, text_response, usage
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.stream import ChatStreamTranslator, chat_usage
 
-CID = "chatcmpl-test"
-CREATED = 1760000000
-MODEL = "gpt-5"
-DEFAULT_CHAT_USAGE = {
-    "prompt_tokens": 20,
-    "completion_tokens": 12,
-    "total_tokens": 32,
-    "prompt_tokens_details": {"cached_tokens": 0},
-    "completion_tokens_details": {"reasoning_tokens": 0},
-}
+from .helpers import CID, CREATED, DEFAULT_CHAT_USAGE, MODEL
 
 # shared/protocol.md 1.4.1, the data lines verbatim.
 TRANSCRIPT_1_4_1 = r"""

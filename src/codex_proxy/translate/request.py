@@ -4,6 +4,10 @@ Pure: a parsed chat request dict goes in, a Responses body (plus what the app ne
 client) comes out. Every problem with the client's request is raised as a 400 ``OpenAIError``
 naming the offending ``param``, so a bad request never reaches the upstream and never surfaces as
 a Python exception. Parameters the upstream cannot take are dropped and reported, never silently.
+
+The work is split by job: ``messages`` translates the conversation, ``tools`` the tool
+definitions and tool choice, ``checks`` holds the shared typed getters and error builders. This
+module keeps the public API and the top-level orchestration.
 """
 
 from __future__ import annotations
@@ -14,26 +18,62 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from codex_proxy.translate.errors import OpenAIError, invalid_request
+from codex_proxy.translate.checks import (
+    bad_value,
+    is_dict,
+    is_int,
+    is_number,
+    is_str,
+    opt_bool,
+    opt_dict,
+    opt_enum,
+    opt_list,
+    opt_str,
+    req_dict,
+    req_str,
+    type_error,
+)
+from codex_proxy.translate.errors import invalid_request
+from codex_proxy.translate.messages import (
+    IMAGE_DETAILS,
+    chat_messages,
+    first_user_text,
+    translate_messages,
+)
+from codex_proxy.translate.tools import (
+    ALLOWED_TOOLS_MODES,
+    SEARCH_CONTEXT_SIZES,
+    TOOL_CHOICE_MODES,
+    translate_tool_choice,
+    translate_tools,
+)
+
+__all__ = [
+    "ALLOWED_TOOLS_MODES",
+    "ENCRYPTED_REASONING",
+    "EXTERNAL_KEYS",
+    "IMAGE_DETAILS",
+    "REASONING_EFFORTS",
+    "REASONING_SUMMARIES",
+    "SEARCH_CONTEXT_SIZES",
+    "TOOL_CHOICE_MODES",
+    "VERBOSITIES",
+    "RequestOptions",
+    "TranslatedRequest",
+    "translate_request",
+]
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed", "none")
 VERBOSITIES = ("low", "medium", "high")
-IMAGE_DETAILS = ("auto", "low", "high", "original")
-TOOL_CHOICE_MODES = ("none", "auto", "required")
-ALLOWED_TOOLS_MODES = ("auto", "required")
-SEARCH_CONTEXT_SIZES = ("low", "medium", "high")
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 # "gpt-5-codex-high" = gpt-5-codex at effort high. No "-max": gpt-5.1-codex-max is a model name.
 _EFFORT_SUFFIX = re.compile(r"^(?P<base>.+)-(?P<effort>minimal|low|medium|high|xhigh|none)$", re.S)
-# OpenAI's rule for function and custom tool names; checked here so the error names the chat param.
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # Namespace of the derived prompt_cache_key; fixed so keys stay stable across restarts.
 _CACHE_KEY_NAMESPACE = uuid.UUID("5f0c6a47-52a4-4c1e-9a57-3c0de0c0ffee")
-_DEFAULT_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
-# Top-level keys this module translates or validates itself: never reported as dropped.
+# Top-level keys the translator (this module and its siblings) handles: never reported as dropped.
 _CONSUMED = frozenset(
     {
         "model",
@@ -65,35 +105,19 @@ EXTERNAL_KEYS = frozenset({"image_generation"})
 _REASONING_KEYS = ("effort", "summary")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _is_dict(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
 # Accepted by the Responses API and honoured by the public API, but rejected by the ChatGPT backend
 # ("Unsupported parameter"): forwarded in api_key mode, dropped in chatgpt mode.
 # chat name -> (Responses name, type check, expected type for the error message)
 _API_ONLY: dict[str, tuple[str, Callable[[Any], bool], str]] = {
-    "temperature": ("temperature", _is_number, "a number"),
-    "top_p": ("top_p", _is_number, "a number"),
-    "max_tokens": ("max_output_tokens", _is_int, "an integer"),
-    "max_completion_tokens": ("max_output_tokens", _is_int, "an integer"),
-    "metadata": ("metadata", _is_dict, "an object"),
-    "user": ("user", _is_str, "a string"),
-    "safety_identifier": ("safety_identifier", _is_str, "a string"),
-    "service_tier": ("service_tier", _is_str, "a string"),
-    "prompt_cache_retention": ("prompt_cache_retention", _is_str, "a string"),
+    "temperature": ("temperature", is_number, "a number"),
+    "top_p": ("top_p", is_number, "a number"),
+    "max_tokens": ("max_output_tokens", is_int, "an integer"),
+    "max_completion_tokens": ("max_output_tokens", is_int, "an integer"),
+    "metadata": ("metadata", is_dict, "an object"),
+    "user": ("user", is_str, "a string"),
+    "safety_identifier": ("safety_identifier", is_str, "a string"),
+    "service_tier": ("service_tier", is_str, "a string"),
+    "prompt_cache_retention": ("prompt_cache_retention", is_str, "a string"),
 }
 
 
@@ -127,14 +151,14 @@ def translate_request(chat: Any, options: RequestOptions) -> TranslatedRequest:
         raise invalid_request("Request body must be a JSON object", None, "invalid_type")
     _reject_unsupported(chat)
     echo_model, upstream_model, suffix_effort = _resolve_model(chat.get("model"), options)
-    messages = _messages(chat)
-    input_items = _translate_messages(messages)
-    tools = _translate_tools(chat)
-    tool_choice = _translate_tool_choice(chat)
-    parallel = _opt_bool(chat, "parallel_tool_calls", "")
-    stream = _opt_bool(chat, "stream", "")
+    messages = chat_messages(chat)
+    input_items = translate_messages(messages)
+    tools = translate_tools(chat)
+    tool_choice = translate_tool_choice(chat)
+    parallel = opt_bool(chat, "parallel_tool_calls", "")
+    stream = opt_bool(chat, "stream", "")
     include_usage = _include_usage(chat)
-    _opt_bool(chat, "store", "")  # any value is fine; the upstream always gets store=false
+    opt_bool(chat, "store", "")  # any value is fine; the upstream always gets store=false
     reasoning = _reasoning_config(chat, suffix_effort, options)
     text = _text_config(chat)
     forwarded, dropped = _extra_params(chat, options.chatgpt_backend)
@@ -167,149 +191,15 @@ def translate_request(chat: Any, options: RequestOptions) -> TranslatedRequest:
     )
 
 
-# --------------------------------------------------------------------------- errors and accessors
-
-
-def _json_type(value: Any) -> str:
-    """How OpenAI names a JSON type in its error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _shown(value: Any) -> str:
-    """A short quotation of a bad value (never a 20 MB string in an error body)."""
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 40 else text[:40] + "..."
-
-
-def _type_error(param: str, expected: str, value: Any) -> OpenAIError:
-    return invalid_request(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
-        param,
-        "invalid_type",
-    )
-
-
-def _missing(param: str) -> OpenAIError:
-    return invalid_request(
-        f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
-    )
-
-
-def _bad_value(param: str, value: Any, allowed: tuple[str, ...]) -> OpenAIError:
-    choices = ", ".join(f"'{a}'" for a in allowed)
-    return invalid_request(
-        f"Invalid value for '{param}': '{_shown(value)}'. Supported values are: {choices}.",
-        param,
-        "invalid_value",
-    )
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _opt_str(obj: Mapping[str, Any], key: str, path: str) -> str | None:
-    """A string field that may be absent or null."""
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _type_error(_join(path, key), "a string", value)
-    return value
-
-
-def _req_str(obj: Mapping[str, Any], key: str, path: str, *, allow_empty: bool = False) -> str:
-    """A required string field; empty counts as missing unless allowed."""
-    value = _opt_str(obj, key, path)
-    if value is None or (not value and not allow_empty):
-        raise _missing(_join(path, key))
-    return value
-
-
-def _opt_bool(obj: Mapping[str, Any], key: str, path: str) -> bool | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise _type_error(_join(path, key), "a boolean", value)
-    return value
-
-
-def _opt_dict(obj: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _type_error(_join(path, key), "an object", value)
-    return value
-
-
-def _req_dict(obj: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
-    value = _opt_dict(obj, key, path)
-    if value is None:
-        raise _missing(_join(path, key))
-    return value
-
-
-def _opt_list(obj: Mapping[str, Any], key: str, path: str) -> list[Any] | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise _type_error(_join(path, key), "an array", value)
-    return value
-
-
-def _opt_enum(obj: Mapping[str, Any], key: str, path: str, allowed: tuple[str, ...]) -> str | None:
-    value = _opt_str(obj, key, path)
-    if value is not None and value not in allowed:
-        raise _bad_value(_join(path, key), value, allowed)
-    return value
-
-
-def _as_dict(value: Any, param: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _type_error(param, "an object", value)
-    return value
-
-
-def _tool_name(obj: Mapping[str, Any], path: str) -> str:
-    """A function/custom tool name, checked against OpenAI's pattern."""
-    name = _req_str(obj, "name", path)
-    if not _TOOL_NAME.match(name):
-        param = _join(path, "name")
-        raise invalid_request(
-            f"Invalid '{param}': string does not match pattern. Expected a string of 1 to 64 "
-            "characters that matches the pattern '^[a-zA-Z0-9_-]+$'.",
-            param,
-            "invalid_value",
-        )
-    return name
-
-
-# --------------------------------------------------------------------------- top-level params
+# ---------------------------------------------------------- top-level params
 
 
 def _reject_unsupported(chat: Mapping[str, Any]) -> None:
     """Refuse what the upstream cannot do, rather than answer something the client did not ask."""
     n = chat.get("n")
     if n is not None:
-        if not _is_int(n):
-            raise _type_error("n", "an integer", n)
+        if not is_int(n):
+            raise type_error("n", "an integer", n)
         if n > 1:
             raise invalid_request(
                 "'n' greater than 1 is not supported: the Responses upstream returns exactly one "
@@ -321,7 +211,7 @@ def _reject_unsupported(chat: Mapping[str, Any]) -> None:
             raise invalid_request(
                 "Invalid value for 'n': must be at least 1.", "n", "invalid_value"
             )
-    if _opt_bool(chat, "logprobs", ""):
+    if opt_bool(chat, "logprobs", ""):
         raise invalid_request(
             "'logprobs' is not supported: this gateway cannot return token log probabilities "
             "(the ChatGPT backend does not provide them). Omit it or set it to false.",
@@ -330,8 +220,8 @@ def _reject_unsupported(chat: Mapping[str, Any]) -> None:
         )
     top = chat.get("top_logprobs")
     if top is not None:
-        if not _is_int(top):
-            raise _type_error("top_logprobs", "an integer", top)
+        if not is_int(top):
+            raise type_error("top_logprobs", "an integer", top)
         if top > 0:
             raise invalid_request(
                 "'top_logprobs' is not supported: this gateway cannot return token log "
@@ -349,7 +239,7 @@ def _reject_unsupported(chat: Mapping[str, Any]) -> None:
 
 
 def _check_modalities(chat: Mapping[str, Any]) -> None:
-    modalities = _opt_list(chat, "modalities", "")
+    modalities = opt_list(chat, "modalities", "")
     for i, modality in enumerate(modalities or ()):
         param = f"modalities[{i}]"
         if modality == "audio":
@@ -360,7 +250,7 @@ def _check_modalities(chat: Mapping[str, Any]) -> None:
                 "unsupported_value",
             )
         if modality != "text":
-            raise _bad_value(param, modality, ("text",))
+            raise bad_value(param, modality, ("text",))
 
 
 def _resolve_model(raw: Any, options: RequestOptions) -> tuple[str, str, str | None]:
@@ -370,7 +260,7 @@ def _resolve_model(raw: Any, options: RequestOptions) -> tuple[str, str, str | N
     elif isinstance(raw, str):
         requested = raw
     else:
-        raise _type_error("model", "a string", raw)
+        raise type_error("model", "a string", raw)
     name = options.model_aliases.get(requested, requested)
     match = _EFFORT_SUFFIX.match(name)
     if match:
@@ -380,10 +270,10 @@ def _resolve_model(raw: Any, options: RequestOptions) -> tuple[str, str, str | N
 
 def _include_usage(chat: Mapping[str, Any]) -> bool:
     """stream_options.include_usage; the rest of stream_options has no upstream meaning."""
-    stream_options = _opt_dict(chat, "stream_options", "")
+    stream_options = opt_dict(chat, "stream_options", "")
     if stream_options is None:
         return False
-    return bool(_opt_bool(stream_options, "include_usage", "stream_options"))
+    return bool(opt_bool(stream_options, "include_usage", "stream_options"))
 
 
 def _extra_params(
@@ -409,7 +299,7 @@ def _extra_params(
             continue
         target, check, expected = spec
         if not check(value):
-            raise _type_error(key, expected, value)
+            raise type_error(key, expected, value)
         if key == "max_tokens" and chat.get("max_completion_tokens") is not None:
             dropped.append(key)  # max_completion_tokens wins; the client should know
             continue
@@ -421,28 +311,13 @@ def _prompt_cache_key(
     chat: Mapping[str, Any], options: RequestOptions, model: str, messages: list[dict[str, Any]]
 ) -> str:
     """The client's key, else its session, else one derived from how the conversation began."""
-    key = _opt_str(chat, "prompt_cache_key", "")
+    key = opt_str(chat, "prompt_cache_key", "")
     if key:
         return key
     if options.session_id:
         return options.session_id
-    seed = f"{model}\n{_first_user_text(messages)}"
+    seed = f"{model}\n{first_user_text(messages)}"
     return str(uuid.uuid5(_CACHE_KEY_NAMESPACE, seed))
-
-
-def _first_user_text(messages: list[dict[str, Any]]) -> str:
-    """The first user message's text: identical on every turn of one conversation."""
-    for message in messages:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            texts = [p.get("text") for p in content if isinstance(p, dict)]
-            return "\n".join(t for t in texts if isinstance(t, str))
-        return ""
-    return ""
 
 
 # --------------------------------------------------------------------------- reasoning and text
@@ -452,12 +327,12 @@ def _reasoning_config(
     chat: Mapping[str, Any], suffix_effort: str | None, options: RequestOptions
 ) -> dict[str, Any] | None:
     """`reasoning` for the body, or None when it must be omitted (non-reasoning api models)."""
-    explicit = _opt_enum(chat, "reasoning_effort", "", REASONING_EFFORTS)
-    obj = _opt_dict(chat, "reasoning", "")
+    explicit = opt_enum(chat, "reasoning_effort", "", REASONING_EFFORTS)
+    obj = opt_dict(chat, "reasoning", "")
     obj_effort = summary = None
     if obj is not None:
-        obj_effort = _opt_enum(obj, "effort", "reasoning", REASONING_EFFORTS)
-        summary = _opt_enum(obj, "summary", "reasoning", REASONING_SUMMARIES)
+        obj_effort = opt_enum(obj, "effort", "reasoning", REASONING_EFFORTS)
+        summary = opt_enum(obj, "summary", "reasoning", REASONING_SUMMARIES)
     effort = explicit or obj_effort or suffix_effort
     if summary is None:
         summary = options.reasoning_summary
@@ -474,10 +349,10 @@ def _reasoning_config(
 def _text_config(chat: Mapping[str, Any]) -> dict[str, Any]:
     """`text` for the body: output format and verbosity (empty when neither was asked)."""
     text: dict[str, Any] = {}
-    response_format = _opt_dict(chat, "response_format", "")
+    response_format = opt_dict(chat, "response_format", "")
     if response_format is not None:
         text["format"] = _response_format(response_format)
-    verbosity = _opt_enum(chat, "verbosity", "", VERBOSITIES)
+    verbosity = opt_enum(chat, "verbosity", "", VERBOSITIES)
     if verbosity is not None:
         text["verbosity"] = verbosity
     return text
@@ -485,489 +360,22 @@ def _text_config(chat: Mapping[str, Any]) -> dict[str, Any]:
 
 def _response_format(response_format: dict[str, Any]) -> dict[str, Any]:
     """Chat's response_format -> Responses' text.format (json_schema is flattened)."""
-    kind = _req_str(response_format, "type", "response_format")
+    kind = req_str(response_format, "type", "response_format")
     if kind in ("text", "json_object"):
         return {"type": kind}
     if kind != "json_schema":
-        raise _bad_value("response_format.type", kind, ("text", "json_object", "json_schema"))
-    spec = _req_dict(response_format, "json_schema", "response_format")
+        raise bad_value("response_format.type", kind, ("text", "json_object", "json_schema"))
+    spec = req_dict(response_format, "json_schema", "response_format")
     path = "response_format.json_schema"
     fmt: dict[str, Any] = {
         "type": "json_schema",
-        "name": _req_str(spec, "name", path),
-        "schema": _req_dict(spec, "schema", path),
+        "name": req_str(spec, "name", path),
+        "schema": req_dict(spec, "schema", path),
     }
-    strict = _opt_bool(spec, "strict", path)
+    strict = opt_bool(spec, "strict", path)
     if strict is not None:
         fmt["strict"] = strict
-    description = _opt_str(spec, "description", path)
+    description = opt_str(spec, "description", path)
     if description is not None:
         fmt["description"] = description
     return fmt
-
-
-# --------------------------------------------------------------------------- messages
-
-
-def _messages(chat: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The validated `messages` list: non-empty, objects only."""
-    messages = chat.get("messages")
-    if messages is None:
-        raise _missing("messages")
-    if not isinstance(messages, list):
-        raise _type_error("messages", "an array", messages)
-    if not messages:
-        raise invalid_request(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
-            "messages",
-            "empty_array",
-        )
-    for i, message in enumerate(messages):
-        _as_dict(message, f"messages[{i}]")
-    return messages
-
-
-@dataclass
-class _History:
-    """State carried across messages: calls whose results come in later messages."""
-
-    items: list[dict[str, Any]] = field(default_factory=list)
-    legacy_calls: list[tuple[str, str]] = field(default_factory=list)  # (name, call_id) pending
-    custom_call_ids: set[str] = field(default_factory=set)
-
-
-_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-
-
-def _translate_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Chat messages -> Responses input items, order preserved."""
-    history = _History()
-    for i, message in enumerate(messages):
-        path = f"messages[{i}]"
-        role = _req_str(message, "role", path)
-        if role in ("system", "developer"):
-            history.items.extend(_instruction_message(message, path))
-        elif role == "user":
-            history.items.extend(_user_message(message, path))
-        elif role == "assistant":
-            _assistant_message(message, path, i, history)
-        elif role == "tool":
-            history.items.append(_tool_message(message, path, history))
-        elif role == "function":
-            history.items.append(_function_message(message, path, history))
-        else:
-            raise _bad_value(f"{path}.role", role, _ROLES)
-    return history.items
-
-
-def _input_message(role: str, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One input message item, or none when the message has no content at all."""
-    if not parts:
-        return []
-    return [{"type": "message", "role": role, "content": parts}]
-
-
-def _content(message: Mapping[str, Any], path: str) -> str | list[Any]:
-    """A required content field: a string or a list of parts."""
-    content = message.get("content")
-    if content is None:
-        raise _missing(f"{path}.content")
-    if not isinstance(content, (str, list)):
-        raise _type_error(f"{path}.content", "a string or an array of content parts", content)
-    return content
-
-
-def _part_type(part: Any, path: str) -> str:
-    """The `type` of one content part (validating that the part is an object)."""
-    return _req_str(_as_dict(part, path), "type", path)
-
-
-def _text_only(content: str | list[Any], path: str, role: str) -> list[str]:
-    """Texts of a string or a list of `text` parts (system, developer, tool, function)."""
-    if isinstance(content, str):
-        return [content]
-    texts = []
-    for j, part in enumerate(content):
-        part_path = f"{path}[{j}]"
-        kind = _part_type(part, part_path)
-        if kind != "text":
-            raise invalid_request(
-                f"Invalid value for '{part_path}.type': '{_shown(kind)}'. {role} messages accept "
-                "only 'text' content parts.",
-                f"{part_path}.type",
-                "invalid_value",
-            )
-        texts.append(_req_str(part, "text", part_path, allow_empty=True))
-    return texts
-
-
-def _instruction_message(message: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
-    """system/developer -> a developer message in place (the backend forbids system items)."""
-    role = message["role"]
-    texts = _text_only(_content(message, path), f"{path}.content", role.capitalize())
-    return _input_message("developer", [{"type": "input_text", "text": t} for t in texts])
-
-
-def _user_message(message: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
-    content = _content(message, path)
-    if isinstance(content, str):
-        return _input_message("user", [{"type": "input_text", "text": content}])
-    parts = [_user_part(part, f"{path}.content[{j}]") for j, part in enumerate(content)]
-    return _input_message("user", parts)
-
-
-def _user_part(part: Any, path: str) -> dict[str, Any]:
-    """One user content part -> one Responses input part."""
-    kind = _part_type(part, path)
-    if kind == "text":
-        return {"type": "input_text", "text": _req_str(part, "text", path, allow_empty=True)}
-    if kind == "image_url":
-        return _image_part(part, path)
-    if kind == "file":
-        return _file_part(part, path)
-    if kind == "input_audio":
-        raise invalid_request(
-            "Audio input is not supported: the Responses upstream accepts no audio content.",
-            f"{path}.type",
-            "unsupported_value",
-        )
-    raise _bad_value(f"{path}.type", kind, ("text", "image_url", "file"))
-
-
-def _image_part(part: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """image_url part -> input_image; a bare string image_url is accepted as the url."""
-    url_path = f"{path}.image_url"
-    image = part.get("image_url")
-    if isinstance(image, str):
-        image = {"url": image}
-    if image is None:
-        raise _missing(url_path)
-    url = _req_str(_as_dict(image, url_path), "url", url_path)
-    if not _is_image_url(url):
-        raise invalid_request(
-            f"Invalid '{url_path}.url': expected an http(s) URL or a data:image/... URI.",
-            f"{url_path}.url",
-            "invalid_value",
-        )
-    detail = _opt_enum(image, "detail", url_path, IMAGE_DETAILS) or "auto"
-    return {"type": "input_image", "image_url": url, "detail": detail}
-
-
-def _is_image_url(url: str) -> bool:
-    """http(s) URLs and data:image URIs are what input_image accepts."""
-    prefix = url[:16].lower()  # never lowercase a whole multi-megabyte data URI
-    for scheme in ("http://", "https://"):
-        if prefix.startswith(scheme):
-            return len(url) > len(scheme)
-    return prefix.startswith("data:image/") and "," in url
-
-
-_FILE_KEYS = ("file_data", "file_id", "file_url", "filename")
-
-
-def _file_part(part: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """file part -> input_file with the fields the client gave."""
-    file_path = f"{path}.file"
-    spec = _req_dict(part, "file", path)
-    item: dict[str, Any] = {"type": "input_file"}
-    for key in _FILE_KEYS:
-        value = _opt_str(spec, key, file_path)
-        if value is not None:
-            item[key] = value
-    if not any(key in item for key in ("file_data", "file_id", "file_url")):
-        raise invalid_request(
-            f"Invalid '{file_path}': expected one of 'file_data' or 'file_id'.",
-            file_path,
-            "missing_required_parameter",
-        )
-    return item
-
-
-def _assistant_message(
-    message: Mapping[str, Any], path: str, index: int, history: _History
-) -> None:
-    """assistant -> its text (if any), then one function_call item per tool call."""
-    texts = _assistant_texts(message, path)
-    if texts:
-        parts = [{"type": "output_text", "text": t, "annotations": []} for t in texts]
-        history.items.append({"type": "message", "role": "assistant", "content": parts})
-    calls = _opt_list(message, "tool_calls", path)
-    for j, call in enumerate(calls or ()):
-        item = _tool_call_item(call, f"{path}.tool_calls[{j}]")
-        if item["type"] == "custom_tool_call":
-            history.custom_call_ids.add(item["call_id"])
-        history.items.append(item)
-    legacy = _opt_dict(message, "function_call", path)
-    if legacy is not None:
-        history.items.append(_legacy_call_item(legacy, f"{path}.function_call", index, history))
-
-
-def _assistant_texts(message: Mapping[str, Any], path: str) -> list[str]:
-    """Non-empty text and refusal texts of an assistant message (its refusal field as fallback)."""
-    content = message.get("content")
-    texts: list[str] = []
-    if isinstance(content, str):
-        texts = [content]
-    elif isinstance(content, list):
-        texts = [_assistant_part(part, f"{path}.content[{j}]") for j, part in enumerate(content)]
-    elif content is not None:
-        raise _type_error(f"{path}.content", "a string or an array of content parts", content)
-    texts = [t for t in texts if t]
-    refusal = _opt_str(message, "refusal", path)
-    if not texts and refusal:
-        texts = [refusal]
-    return texts
-
-
-def _assistant_part(part: Any, path: str) -> str:
-    kind = _part_type(part, path)
-    if kind == "text":
-        return _req_str(part, "text", path, allow_empty=True)
-    if kind == "refusal":
-        return _req_str(part, "refusal", path, allow_empty=True)
-    raise _bad_value(f"{path}.type", kind, ("text", "refusal"))
-
-
-def _tool_call_item(call: Any, path: str) -> dict[str, Any]:
-    """assistant tool_calls[j] -> function_call (or custom_tool_call) history item."""
-    call = _as_dict(call, path)
-    call_id = _req_str(call, "id", path)
-    kind = _opt_str(call, "type", path) or "function"
-    if kind == "function":
-        function = _req_dict(call, "function", path)
-        fn_path = f"{path}.function"
-        return {
-            "type": "function_call",
-            "call_id": call_id,
-            "name": _req_str(function, "name", fn_path),
-            "arguments": _arguments(function, fn_path),
-        }
-    if kind == "custom":
-        custom = _req_dict(call, "custom", path)
-        custom_path = f"{path}.custom"
-        return {
-            "type": "custom_tool_call",
-            "call_id": call_id,
-            "name": _req_str(custom, "name", custom_path),
-            "input": _req_str(custom, "input", custom_path, allow_empty=True),
-        }
-    raise _bad_value(f"{path}.type", kind, ("function", "custom"))
-
-
-def _arguments(function: Mapping[str, Any], path: str) -> str:
-    """Call arguments must already be a JSON string, as the chat API defines them."""
-    arguments = function.get("arguments")
-    if arguments is None:
-        raise _missing(f"{path}.arguments")
-    if not isinstance(arguments, str):
-        raise _type_error(f"{path}.arguments", "a string (JSON-encoded arguments)", arguments)
-    return arguments
-
-
-def _legacy_call_item(
-    legacy: Mapping[str, Any], path: str, index: int, history: _History
-) -> dict[str, Any]:
-    """Deprecated assistant function_call: it has no id, so derive one from its position."""
-    name = _req_str(legacy, "name", path)
-    call_id = f"call_legacy_{index}"
-    history.legacy_calls.append((name, call_id))
-    return {
-        "type": "function_call",
-        "call_id": call_id,
-        "name": name,
-        "arguments": _arguments(legacy, path),
-    }
-
-
-def _tool_output(message: Mapping[str, Any], path: str, role: str) -> str:
-    """A tool/function result: a string or text parts joined; null counts as empty."""
-    content = message.get("content")
-    if content is None:
-        return ""
-    if not isinstance(content, (str, list)):
-        raise _type_error(f"{path}.content", "a string or an array of content parts", content)
-    return "".join(_text_only(content, f"{path}.content", role))
-
-
-def _tool_message(message: Mapping[str, Any], path: str, history: _History) -> dict[str, Any]:
-    call_id = _req_str(message, "tool_call_id", path)
-    output = _tool_output(message, path, "Tool")
-    kind = (
-        "custom_tool_call_output" if call_id in history.custom_call_ids else "function_call_output"
-    )
-    return {"type": kind, "call_id": call_id, "output": output}
-
-
-def _function_message(message: Mapping[str, Any], path: str, history: _History) -> dict[str, Any]:
-    """Deprecated function-role result: pair it with the latest unanswered legacy call."""
-    name = _opt_str(message, "name", path)
-    output = _tool_output(message, path, "Function")
-    for k in range(len(history.legacy_calls) - 1, -1, -1):
-        call_name, call_id = history.legacy_calls[k]
-        if name is None or call_name == name:
-            del history.legacy_calls[k]
-            return {"type": "function_call_output", "call_id": call_id, "output": output}
-    named = f" named '{name}'" if name else ""
-    raise invalid_request(
-        f"Invalid '{path}': a 'function' message must follow an assistant message with a "
-        f"matching 'function_call'{named}.",
-        path,
-        "invalid_value",
-    )
-
-
-# --------------------------------------------------------------------------- tools
-
-
-def _translate_tools(chat: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """tools + legacy functions + web_search_options -> Responses tools."""
-    tools = [
-        _tool(tool, f"tools[{i}]") for i, tool in enumerate(_opt_list(chat, "tools", "") or ())
-    ]
-    for i, spec in enumerate(_opt_list(chat, "functions", "") or ()):
-        tools.append(_function_tool(_as_dict(spec, f"functions[{i}]"), f"functions[{i}]"))
-    search_options = _opt_dict(chat, "web_search_options", "")
-    if search_options is not None:
-        search_tool = _web_search_tool(search_options)
-        if not any(tool.get("type") == "web_search" for tool in tools):
-            tools.append(search_tool)
-    return tools
-
-
-def _tool(tool: Any, path: str) -> dict[str, Any]:
-    """One chat tool: function/custom are flattened, hosted tools pass through unchanged."""
-    tool = _as_dict(tool, path)
-    kind = _req_str(tool, "type", path)
-    if kind == "function":
-        if "function" not in tool and "name" in tool:
-            return _function_tool(tool, path)  # already Responses-shaped
-        return _function_tool(_req_dict(tool, "function", path), f"{path}.function")
-    if kind == "custom":
-        if "custom" not in tool and "name" in tool:
-            return _custom_tool(tool, path)
-        return _custom_tool(_req_dict(tool, "custom", path), f"{path}.custom")
-    return dict(tool)
-
-
-def _function_tool(spec: Mapping[str, Any], path: str) -> dict[str, Any]:
-    tool: dict[str, Any] = {"type": "function", "name": _tool_name(spec, path)}
-    description = _opt_str(spec, "description", path)
-    if description is not None:
-        tool["description"] = description
-    parameters = _opt_dict(spec, "parameters", path)
-    tool["parameters"] = parameters if parameters is not None else dict(_DEFAULT_PARAMETERS)
-    tool["strict"] = bool(_opt_bool(spec, "strict", path))
-    return tool
-
-
-def _custom_tool(spec: Mapping[str, Any], path: str) -> dict[str, Any]:
-    tool: dict[str, Any] = {"type": "custom", "name": _tool_name(spec, path)}
-    description = _opt_str(spec, "description", path)
-    if description is not None:
-        tool["description"] = description
-    fmt = _opt_dict(spec, "format", path)
-    if fmt is not None:
-        tool["format"] = fmt
-    return tool
-
-
-def _web_search_tool(options: Mapping[str, Any]) -> dict[str, Any]:
-    """web_search_options -> a web_search tool carrying its settings."""
-    path = "web_search_options"
-    tool: dict[str, Any] = {"type": "web_search"}
-    size = _opt_enum(options, "search_context_size", path, SEARCH_CONTEXT_SIZES)
-    if size is not None:
-        tool["search_context_size"] = size
-    location = _opt_dict(options, "user_location", path)
-    if location is not None:
-        tool["user_location"] = _user_location(location, f"{path}.user_location")
-    return tool
-
-
-def _user_location(location: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """Chat nests the place under `approximate`; Responses wants it flat."""
-    _opt_enum(location, "type", path, ("approximate",))
-    flat: dict[str, Any] = {"type": "approximate"}
-    approximate = _opt_dict(location, "approximate", path) or {}
-    for key in ("country", "city", "region", "timezone"):
-        value = _opt_str(approximate, key, f"{path}.approximate")
-        if value is not None:
-            flat[key] = value
-    return flat
-
-
-# --------------------------------------------------------------------------- tool_choice
-
-
-def _translate_tool_choice(chat: Mapping[str, Any]) -> Any:
-    """tool_choice (or legacy function_call) -> Responses tool_choice; default "auto"."""
-    choice = chat.get("tool_choice")
-    if choice is not None:
-        return _tool_choice(choice)
-    legacy = chat.get("function_call")
-    if legacy is None:
-        return "auto"
-    if isinstance(legacy, str):
-        if legacy not in ("none", "auto"):
-            raise _bad_value("function_call", legacy, ("none", "auto"))
-        return legacy
-    if not isinstance(legacy, dict):
-        raise _type_error("function_call", "a string or an object", legacy)
-    name = legacy.get("name")
-    if not isinstance(name, str) or not name:
-        raise invalid_request(
-            "Invalid 'function_call': expected 'none', 'auto' or {\"name\": <function name>}.",
-            "function_call",
-            "invalid_value",
-        )
-    return {"type": "function", "name": name}
-
-
-def _tool_choice(choice: Any) -> Any:
-    """All tool_choice errors name `tool_choice`; the message says which part is wrong."""
-    if isinstance(choice, str):
-        if choice not in TOOL_CHOICE_MODES:
-            raise _bad_value("tool_choice", choice, TOOL_CHOICE_MODES)
-        return choice
-    if not isinstance(choice, dict):
-        raise _type_error("tool_choice", "a string or an object", choice)
-    kind = choice.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise _choice_error("missing 'type'")
-    if kind == "allowed_tools":
-        return _allowed_tools(choice)
-    return _tool_ref(choice, "tool_choice")
-
-
-def _choice_error(detail: str) -> OpenAIError:
-    return invalid_request(f"Invalid 'tool_choice': {detail}.", "tool_choice", "invalid_value")
-
-
-def _tool_ref(ref: Any, where: str) -> dict[str, Any]:
-    """A reference to one tool: chat's nested function/custom forms are flattened."""
-    if not isinstance(ref, dict) or not isinstance(ref.get("type"), str) or not ref["type"]:
-        raise _choice_error(f"{where} must be an object with a 'type'")
-    kind = ref["type"]
-    if kind not in ("function", "custom"):
-        return dict(ref)
-    nested = ref.get(kind)
-    source = nested if isinstance(nested, dict) else ref
-    name = source.get("name")
-    if not isinstance(name, str) or not name:
-        raise _choice_error(f"{where} of type '{kind}' needs {kind}.name (a non-empty string)")
-    return {"type": kind, "name": name}
-
-
-def _allowed_tools(choice: Mapping[str, Any]) -> dict[str, Any]:
-    """{"type":"allowed_tools","allowed_tools":{mode, tools}} -> the flat Responses form."""
-    inner = choice.get("allowed_tools", choice)
-    if not isinstance(inner, dict):
-        raise _choice_error("allowed_tools must be an object with 'mode' and 'tools'")
-    mode = inner.get("mode")
-    if mode not in ALLOWED_TOOLS_MODES:
-        raise _choice_error("allowed_tools.mode must be 'auto' or 'required'")
-    refs = inner.get("tools")
-    if not isinstance(refs, list):
-        raise _choice_error("allowed_tools.tools must be an array of tool references")
-    tools = [_tool_ref(ref, f"allowed_tools.tools[{i}]") for i, ref in enumerate(refs)]
-    return {"type": "allowed_tools", "mode": mode, "tools": tools}
