@@ -181,10 +181,15 @@ def create_app(
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    from .image_routes import ImageRoutes  # imported here: it imports this module
+
+    image_api = ImageRoutes(settings)
     routes = [Route("/healthz", healthz, methods=["GET"])]
     for prefix in ("/v1", ""):
         routes += [
             Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
+            Route(f"{prefix}/images/generations", image_api.generations, methods=["POST"]),
+            Route(f"{prefix}/images/edits", image_api.edits, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"]),
             Route(f"{prefix}/images/files/{{name:path}}", image_file, methods=["GET"]),
@@ -219,10 +224,9 @@ def image_renderer(
     settings: Settings, store: ImageStore, request: Request, requested_format: str | None
 ) -> ImageRenderer:
     """How this request's images reach the client; url links point at this gateway."""
-    base = settings.public_base_url or str(request.base_url).rstrip("/")
 
     def save(b64: str, fmt: str) -> str:
-        return f"{base}{FILES_PATH}{store.save_b64(b64, fmt)}"
+        return image_file_url(settings, request, store.save_b64(b64, fmt))
 
     return ImageRenderer(
         delivery=settings.image_delivery,
@@ -230,6 +234,13 @@ def image_renderer(
         max_bytes=int(settings.image_max_mb * 1024 * 1024),
         store=save,
     )
+
+
+def image_file_url(settings: Settings, request: Request, name: str) -> str:
+    """The link to a stored image: ``CODEX_PUBLIC_BASE_URL`` (for a gateway behind a proxy)
+    or else the base URL this request came in on."""
+    base = settings.public_base_url or str(request.base_url).rstrip("/")
+    return f"{base}{FILES_PATH}{name}"
 
 
 def create_app_from_env() -> Starlette:

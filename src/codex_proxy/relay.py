@@ -94,8 +94,7 @@ class ChatCompletionRun:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._started = False
-        async with anyio.create_task_group() as group:
-            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+        async with cancelled_on_disconnect(receive):
             try:
                 async with self.limiter or contextlib.nullcontext():
                     if self.request.stream:
@@ -107,8 +106,6 @@ class ChatCompletionRun:
             except Exception:
                 log.exception("chat completion failed")
                 await self._fail(send, internal_error())
-            finally:
-                group.cancel_scope.cancel()
 
     async def _complete(self, send: Send) -> None:
         """Non-streaming: fold every event into one chat.completion."""
@@ -187,6 +184,21 @@ async def _start_event_stream(send: Send, headers: Mapping[str, str]) -> None:
     raw = [(b"content-type", b"text/event-stream; charset=utf-8")]
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": 200, "headers": raw})
+
+
+@contextlib.asynccontextmanager
+async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
+    """Runs the body of the ``async with`` until it ends or the client goes away, whichever
+    comes first; a departed client cancels the body (and so its upstream requests) silently.
+
+    Only for handlers that have read the whole request body already.
+    """
+    async with anyio.create_task_group() as group:
+        group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
