@@ -19,10 +19,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings, load_settings
-from .image_store import FILES_PATH, ImageStore, media_type
-from .images import IMAGE_TOOL, ImageRenderer, apply_image_tool, restore_image_history
+from .image_routes import ImageRoutes
+from .image_store import FILES_PATH, ImageStore, image_renderer, media_type
+from .images import IMAGE_TOOL, apply_image_tool, restore_image_history
 from .models import ModelCatalog
 from .relay import ChatCompletionRun, internal_error, json_response_parts
+from .responses import JSONResponse, error_response
 from .translate import errors
 from .translate.errors import OpenAIError
 from .translate.request import RequestOptions, translate_request
@@ -34,19 +36,6 @@ log = logging.getLogger("codex_proxy")
 PUBLIC_PATHS = frozenset({"/healthz"})
 PUBLIC_PREFIXES = (FILES_PATH, FILES_PATH.removeprefix("/v1"))  # the file name is the capability
 DROPPED_HEADER = "x-codex-proxy-dropped-params"
-
-
-class JSONResponse(Response):
-    """JSON through orjson, like everything else on the hot path."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
-def error_response(error: OpenAIError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
 class GatewayAuth:
@@ -181,8 +170,6 @@ def create_app(
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    from .image_routes import ImageRoutes  # imported here: it imports this module
-
     image_api = ImageRoutes(settings)
     routes = [Route("/healthz", healthz, methods=["GET"])]
     for prefix in ("/v1", ""):
@@ -218,29 +205,6 @@ def create_app(
     )
     app.add_middleware(GatewayAuth, token=settings.gateway_token)
     return app
-
-
-def image_renderer(
-    settings: Settings, store: ImageStore, request: Request, requested_format: str | None
-) -> ImageRenderer:
-    """How this request's images reach the client; url links point at this gateway."""
-
-    def save(b64: str, fmt: str) -> str:
-        return image_file_url(settings, request, store.save_b64(b64, fmt))
-
-    return ImageRenderer(
-        delivery=settings.image_delivery,
-        requested_format=requested_format,
-        max_bytes=int(settings.image_max_mb * 1024 * 1024),
-        store=save,
-    )
-
-
-def image_file_url(settings: Settings, request: Request, name: str) -> str:
-    """The link to a stored image: ``CODEX_PUBLIC_BASE_URL`` (for a gateway behind a proxy)
-    or else the base URL this request came in on."""
-    base = settings.public_base_url or str(request.base_url).rstrip("/")
-    return f"{base}{FILES_PATH}{name}"
 
 
 def create_app_from_env() -> Starlette:

@@ -28,10 +28,11 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .app import JSONResponse, error_response, image_file_url
 from .config import Settings
+from .image_store import image_file_url
 from .images import IMAGE_TOOL, MIME_TYPES, ImageOptionError, ImageRenderer, check_option, data_uri
 from .relay import cancelled_on_disconnect, internal_error
+from .responses import JSONResponse, error_response
 from .translate import errors
 from .translate.aggregate import ChatCompletionBuilder
 from .translate.errors import OpenAIError

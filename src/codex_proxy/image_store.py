@@ -1,4 +1,5 @@
-"""url-mode image files: saved under ``CODEX_IMAGE_DIR`` with random 128-bit names.
+"""url-mode image files: saved under ``CODEX_IMAGE_DIR`` with random 128-bit names, and
+linked from answers.
 
 The name is the capability: the files route serves them without the gateway token, so names are
 unguessable and only names of exactly our own shape are ever turned into a path (no ``..``, no
@@ -15,7 +16,10 @@ import secrets
 import stat
 from pathlib import Path
 
-from .images import MIME_TYPES, data_uri
+from starlette.requests import Request
+
+from .config import Settings
+from .images import MIME_TYPES, ImageRenderer, data_uri
 
 FILES_PATH = "/v1/images/files/"
 NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpeg|webp)$")
@@ -66,3 +70,26 @@ class ImageStore:
 
 def media_type(name: str) -> str:
     return MIME_TYPES[name.rsplit(".", 1)[1]]
+
+
+def image_renderer(
+    settings: Settings, store: ImageStore, request: Request, requested_format: str | None
+) -> ImageRenderer:
+    """How this request's images reach the client; url links point at this gateway."""
+
+    def save(b64: str, fmt: str) -> str:
+        return image_file_url(settings, request, store.save_b64(b64, fmt))
+
+    return ImageRenderer(
+        delivery=settings.image_delivery,
+        requested_format=requested_format,
+        max_bytes=int(settings.image_max_mb * 1024 * 1024),
+        store=save,
+    )
+
+
+def image_file_url(settings: Settings, request: Request, name: str) -> str:
+    """The link to a stored image: ``CODEX_PUBLIC_BASE_URL`` (for a gateway behind a proxy)
+    or else the base URL this request came in on."""
+    base = settings.public_base_url or str(request.base_url).rstrip("/")
+    return f"{base}{FILES_PATH}{name}"
