@@ -1,4 +1,5 @@
-"""Command line: ``codex-proxy serve`` (and the ``agent-cli-to-api codex`` alias)."""
+"""Command line: ``codex-proxy serve`` (and the ``agent-cli-to-api codex`` alias), ``login`` /
+``logout``, and ``launchd`` / ``systemd`` to keep the gateway running as a service."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the gateway")
     add_serve_arguments(serve)
+    from . import launchd, login, systemd
+
+    login.add_commands(commands)
+    launchd.add_commands(commands)
+    systemd.add_commands(commands)
     return parser
 
 
@@ -41,7 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    return EXIT_CONFIG  # pragma: no cover - argparse rejects unknown commands
+    handler = getattr(args, "handler", None)
+    if handler is None:  # pragma: no cover - argparse rejects unknown commands
+        return EXIT_CONFIG
+    return int(handler(args))
 
 
 def legacy_main(argv: Sequence[str] | None = None) -> int:

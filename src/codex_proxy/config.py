@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/codex"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 REFRESH_TOKEN_URL = "https://auth.openai.com/oauth/token"
+AUTH_ISSUER = "https://auth.openai.com"
 DEFAULT_MODEL = "gpt-5.2-codex"
 DEFAULT_CLIENT_VERSION = "0.135.0"
 BUILTIN_MODELS = (
@@ -55,6 +56,7 @@ class Settings:
     openai_api_key: str | None = None
     upstream_base_url: str | None = None
     refresh_token_url: str = REFRESH_TOKEN_URL
+    auth_issuer: str = AUTH_ISSUER
     model: str = DEFAULT_MODEL
     model_aliases: Mapping[str, str] = field(default_factory=dict)
     models: tuple[str, ...] = BUILTIN_MODELS
@@ -142,6 +144,15 @@ def export_for_workers(env_file: str | None, **values: object) -> None:
             os.environ[names[key]] = str(value)
 
 
+def setting_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names (never values) of the gateway settings set in the environment, so commands that
+    install a service can warn that the service will not inherit them."""
+    env = os.environ if environ is None else environ
+    return sorted(
+        name for name, value in env.items() if value and name.startswith(("CODEX_", "OPENAI_"))
+    )
+
+
 def _from_env(env: Mapping[str, str]) -> Settings:
     get = env.get
     auth_mode = (get("CODEX_AUTH_MODE") or "auto").strip().lower()
@@ -160,6 +171,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         openai_api_key=get("OPENAI_API_KEY") or None,
         upstream_base_url=get("CODEX_UPSTREAM_BASE_URL") or get("CODEX_CODEX_BASE_URL") or None,
         refresh_token_url=get("CODEX_REFRESH_TOKEN_URL_OVERRIDE") or REFRESH_TOKEN_URL,
+        auth_issuer=(get("CODEX_AUTH_ISSUER") or AUTH_ISSUER).rstrip("/"),
         model=get("CODEX_MODEL") or DEFAULT_MODEL,
         model_aliases=_string_map(
             get("CODEX_MODEL_ALIASES"), "CODEX_MODEL_ALIASES", '{"fast": "gpt-5.1-codex-mini"}'

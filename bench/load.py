@@ -1,0 +1,212 @@
+"""Load generator, run as its own process: raw asyncio HTTP/1.1 over keep-alive connections.
+
+Each request is timed to its first content byte (the first chat chunk with non-empty
+``content``, or the first ``response.output_text.delta`` talking to the upstream directly) and to
+the end of the body. Prints one JSON object with the samples.
+
+    python -m bench.load --url http://127.0.0.1:8000/v1/chat/completions --body '{...}' \
+        --concurrency 64 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import orjson
+
+CONTENT = {
+    "chat": re.compile(rb'"content":\s?"[^"]'),
+    "responses": re.compile(rb"output_text\.delta"),
+}
+END = {"chat": b"[DONE]", "responses": b"response.completed"}
+STREAM_ERROR = re.compile(rb'data:\s?\{"error"')
+TAIL = 64
+SCAN_WHOLE = 256 * 1024
+SCAN_EDGE = 8192
+
+
+@dataclass
+class Results:
+    """Samples in seconds; errors by kind."""
+
+    ttfb: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    body_bytes: list[int] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    started: int = 0
+    elapsed: float = 0.0
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class Connection:
+    """One keep-alive connection; reopened when the server closes it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes, kind: str) -> tuple[float, float, int]:
+        """Send one request; returns (ttfb, total, body bytes). Raises on any failure."""
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(
+                self.host, self.port, limit=1 << 20
+            )
+        reader, writer = self.reader, self.writer
+        assert reader is not None
+        start = time.perf_counter()
+        writer.write(raw)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        lowered = head.lower()
+        chunked = b"transfer-encoding: chunked" in lowered
+        match = re.search(rb"content-length:\s*(\d+)", lowered)
+        keep = b"connection: close" not in lowered and (chunked or match is not None)
+        content, end, ttfb, ended, tail, size = CONTENT[kind], END[kind], 0.0, False, b"", 0
+        async for piece in _body(reader, chunked, int(match.group(1)) if match else None):
+            size += len(piece)
+            window = _window(tail, piece)
+            if not ttfb and content.search(window):
+                ttfb = time.perf_counter() - start
+            if STREAM_ERROR.search(window):
+                raise StreamError("error event in stream")
+            ended = ended or end in window
+            tail = (tail + piece)[-TAIL:]
+        total = time.perf_counter() - start
+        if not keep:
+            await self.close()
+        if status != 200:
+            raise StreamError(f"http {status}")
+        if not ended:
+            raise StreamError("stream ended without its terminal event")
+        if not ttfb:
+            raise StreamError("no content")
+        return ttfb, total, size
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+def _window(tail: bytes, piece: bytes) -> bytes:
+    """What to search in: the piece with the end of the previous one; a huge piece (an image)
+    only around its ends, where the small events are."""
+    if len(piece) <= SCAN_WHOLE:
+        return tail + piece
+    return tail + piece[:SCAN_EDGE] + b"\n" + piece[-SCAN_EDGE:]
+
+
+class StreamError(Exception):
+    """The answer was wrong (status, error event, truncated)."""
+
+
+async def _body(
+    reader: asyncio.StreamReader, chunked: bool, length: int | None
+) -> AsyncIterator[bytes]:
+    """The body's pieces as they arrive."""
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                return
+            left = size
+            while left:
+                piece = await reader.read(min(left, 1 << 20))
+                if not piece:
+                    raise asyncio.IncompleteReadError(b"", left)
+                left -= len(piece)
+                yield piece
+            await reader.readexactly(2)
+    elif length is not None:
+        left = length
+        while left:
+            piece = await reader.read(min(left, 1 << 20))
+            if not piece:
+                raise asyncio.IncompleteReadError(b"", left)
+            left -= len(piece)
+            yield piece
+    else:
+        while piece := await reader.read(1 << 20):
+            yield piece
+
+
+def build_request(url: str, body: bytes, token: str) -> tuple[str, int, bytes]:
+    """Host, port and the raw request bytes, built once."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return host, port, head.encode() + body
+
+
+async def run(args: argparse.Namespace) -> Results:
+    """``concurrency`` workers; each stops at ``count`` requests in all or after ``duration``."""
+    host, port, raw = build_request(args.url, args.body.encode(), args.token)
+    results = Results()
+    deadline = time.perf_counter() + args.duration if args.duration else float("inf")
+    t0 = time.perf_counter()
+
+    async def worker() -> None:
+        conn = Connection(host, port)
+        try:
+            while results.started < args.count and time.perf_counter() < deadline:
+                results.started += 1
+                try:
+                    ttfb, total, size = await asyncio.wait_for(
+                        conn.request(raw, args.kind), args.timeout
+                    )
+                except StreamError as exc:
+                    results.error(str(exc))
+                    await conn.close()
+                    continue
+                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+                    results.error(type(exc).__name__)
+                    await conn.close()
+                    continue
+                results.ttfb.append(ttfb)
+                results.total.append(total)
+                results.body_bytes.append(size)
+                results.elapsed = time.perf_counter() - t0
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    if not results.elapsed:
+        results.elapsed = time.perf_counter() - t0
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--body", required=True, help="JSON request body")
+    parser.add_argument("--kind", choices=sorted(CONTENT), default="chat")
+    parser.add_argument("--token", default="bench")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=float, default=0.0, help="seconds; 0 = until count")
+    parser.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    sys.stdout.buffer.write(orjson.dumps(results.__dict__))
+
+
+if __name__ == "__main__":
+    main()
