@@ -19,6 +19,7 @@ from pathlib import Path
 from starlette.requests import Request
 
 from .config import Settings
+from .files import write_atomic
 from .images import MIME_TYPES, ImageRenderer, data_uri
 
 FILES_PATH = "/v1/images/files/"
@@ -40,12 +41,8 @@ class ImageStore:
         return self.save_bytes(data, fmt)
 
     def save_bytes(self, data: bytes, fmt: str) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"{secrets.token_hex(16)}.{fmt}"
-        temp = self.folder / f".{name}.tmp"
-        with open(temp, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, self.folder / name)
+        write_atomic(self.folder / name, data, 0o600)
         return name
 
     def path(self, name: str) -> Path | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .files import write_atomic
 from .service import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -39,7 +40,6 @@ from .service import (
     spec_from_args,
     tail,
     warn_about_shell_settings,
-    write_atomic,
 )
 
 DEFAULT_LABEL = "com.codex-api.gateway"

@@ -9,14 +9,12 @@ service reads by absolute path.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,23 +181,6 @@ def is_healthy(url: str, timeout: float = 1.0) -> bool:
         return httpx.get(f"{url}/healthz", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a temp file beside ``path`` and rename it over: never a half-written definition."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def require_tool(name: str, purpose: str) -> str:

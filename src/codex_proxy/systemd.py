@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .files import write_atomic
 from .service import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -33,7 +34,6 @@ from .service import (
     say,
     spec_from_args,
     warn_about_shell_settings,
-    write_atomic,
 )
 
 UNIT = "codex-proxy.service"

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ..files import write_atomic
 
 AUTH_CLAIMS = "https://api.openai.com/auth"
 PROFILE_CLAIMS = "https://api.openai.com/profile"
@@ -135,23 +136,8 @@ def with_new_tokens(
 
 
 def save_auth_file(path: Path, raw: dict[str, Any]) -> None:
-    """Write atomically: a 0600 temp file in the same folder, fsync, rename over the old one.
-    A crash at any point leaves either the old file or the new one, never a truncated one."""
-    data = orjson.dumps(raw, option=orjson.OPT_INDENT_2)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, temp = tempfile.mkstemp(prefix=".auth.json.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(path.parent)
+    """Write auth.json atomically with mode 0600: never a truncated or world-readable file."""
+    write_atomic(path, orjson.dumps(raw, option=orjson.OPT_INDENT_2), mode=0o600)
 
 
 @contextlib.asynccontextmanager
@@ -204,15 +190,6 @@ def _parse_time(value: Any) -> datetime | None:
 def _account_from_id_token(id_token: str | None) -> str | None:
     claims = jwt_claims(id_token).get(AUTH_CLAIMS)
     return _str(claims.get("chatgpt_account_id")) if isinstance(claims, dict) else None
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _str(value: Any) -> str | None:
