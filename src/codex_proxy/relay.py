@@ -63,7 +63,10 @@ async def send_error(
 
 def encode_chunks(chunks: list[dict[str, Any]]) -> bytes:
     """Chat chunks as SSE ``data:`` lines, one write for the whole batch."""
-    return b"".join([b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks])
+    parts: list[bytes] = []
+    for chunk in chunks:  # one join: a 20 MB image chunk is copied once, not three times
+        parts += (b"data: ", orjson.dumps(chunk), b"\n\n")
+    return b"".join(parts)
 
 
 def completion_id() -> str:
@@ -141,17 +144,19 @@ class ChatCompletionRun:
         )
         async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
             headers = {**self.headers, **up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(up.events(), self.keepalive_seconds)
+            ticking = _with_ticks(up.batches(), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
                     if item is _TICK:
-                        payload = KEEPALIVE
-                    else:
-                        chunks = translator.feed(item)
-                        if not chunks:
-                            continue
-                        payload = encode_chunks(chunks)
-                    await self._send_body(send, payload, headers)
+                        await self._send_body(send, KEEPALIVE, headers)
+                        continue
+                    chunks: list[dict[str, Any]] = []
+                    try:
+                        for event in item:
+                            chunks += translator.feed(event)
+                    finally:  # what came before a failure still goes out first
+                        if chunks:
+                            await self._send_body(send, encode_chunks(chunks), headers)
             tail = encode_chunks(translator.finish()) + DONE
             await self._send_body(send, tail, headers, more=False)
 
@@ -211,36 +216,50 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
 
 
 async def _with_ticks(
-    events: AsyncIterator[dict[str, Any]], interval: float
-) -> AsyncIterator[dict[str, Any] | object]:
-    """The upstream events, with a ``_TICK`` whenever ``interval`` passes without one.
+    batches: AsyncIterator[list[dict[str, Any]]], interval: float
+) -> AsyncIterator[list[dict[str, Any]] | object]:
+    """The upstream events in lists, with a ``_TICK`` whenever ``interval`` passes without any.
 
     A reader task fills a small queue so that the wait for the next event can time out without
-    cancelling a read in the middle of the upstream connection.
+    cancelling a read in the middle of the upstream connection. Every batch already waiting in
+    the queue goes out as one list, so a client that reads slower than the upstream writes gets
+    fewer, larger writes.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
 
     async def pump() -> None:
         try:
-            async for event in events:
-                await queue.put(event)
+            async for batch in batches:
+                await queue.put(batch)
             await queue.put(_END)
         except OpenAIError as error:
             await queue.put(error)
 
     reader = asyncio.ensure_future(pump())
+    held: Any = None  # an end or error taken from the queue while merging batches
     try:
         while True:
-            if queue.empty():
-                item: Any = _TICK
+            if held is not None:
+                item, held = held, None
+            elif queue.empty():
+                item = _TICK
                 with anyio.move_on_after(interval):
                     item = await queue.get()
+                if item is _TICK:
+                    yield item
+                    continue
             else:
                 item = queue.get_nowait()
             if item is _END:
                 return
             if isinstance(item, OpenAIError):
                 raise item
+            while not queue.empty():
+                more = queue.get_nowait()
+                if not isinstance(more, list):
+                    held = more
+                    break
+                item.extend(more)
             yield item
     finally:
         reader.cancel()

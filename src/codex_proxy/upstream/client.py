@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import orjson
-from httpx_sse import EventSource, SSEError
 
 from .. import __version__
 from ..config import Settings
 from ..translate import errors
 from ..translate.errors import OpenAIError
 from .auth import CHATGPT, AuthProvider, Credentials
+from .sse import SSEDecoder
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
 FORWARDED_PREFIX = "x-codex-"
@@ -36,26 +36,32 @@ class UpstreamStream:
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Each event as a dict; ends after the stream closes. Raises OpenAIError on a stall,
         a dropped connection or a data line that is not a JSON object."""
-        source = EventSource(self._response)
-        try:
-            async for sse in source.aiter_sse():
-                data = sse.data
-                if not data:
-                    if sse.event and sse.event != "message":
-                        yield {"type": sse.event}
-                    continue
-                if data == "[DONE]":
-                    return
-                try:
-                    event = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    raise errors.malformed_event(f"data line is not JSON: {data[:80]!r}") from None
-                if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-                    raise errors.malformed_event(f"event has no type: {data[:80]!r}")
+        async for batch in self.batches():
+            for event in batch:
                 yield event
+
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The events as :meth:`events` has them, in lists: all the events one network read
+        completed, so a relay can write them to its client at once."""
+        decoder = SSEDecoder()
+        try:
+            async for raw in self._response.aiter_bytes():
+                batch: list[dict[str, Any]] = []
+                for name, data in decoder.feed(raw):
+                    if not data:
+                        if name and name != "message":
+                            batch.append({"type": name})
+                        continue
+                    if data == b"[DONE]":
+                        if batch:
+                            yield batch
+                        return
+                    batch.append(_parse_event(data))
+                if batch:
+                    yield batch
         except httpx.TimeoutException:
             raise errors.upstream_timeout(self._idle_timeout) from None
-        except (httpx.TransportError, SSEError) as exc:
+        except httpx.TransportError as exc:
             raise OpenAIError(
                 502,
                 f"Upstream connection broke mid-stream ({type(exc).__name__}); "
@@ -64,6 +70,25 @@ class UpstreamStream:
                 None,
                 "upstream_stream_truncated",
             ) from None
+
+
+def _parse_event(data: bytes | memoryview) -> dict[str, Any]:
+    """One ``data:`` payload: a JSON object with a string ``type``, else OpenAIError."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:  # bytes that are not UTF-8: read them as text would have (with U+FFFD)
+            event = orjson.loads(bytes(data).decode("utf-8", "replace"))
+        except orjson.JSONDecodeError:
+            raise errors.malformed_event(f"data line is not JSON: {_head(data)!r}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise errors.malformed_event(f"event has no type: {_head(data)!r}")
+    return event
+
+
+def _head(data: bytes | memoryview) -> str:
+    """The first 80 characters of a data line, for an error message."""
+    return bytes(data[:320]).decode("utf-8", "replace")[:80]
 
 
 def make_http_client(
