@@ -83,6 +83,7 @@ class Settings:
     image_history: str = "last"
     image_host_model: str | None = None
     image_concurrency: int = 4
+    refresh_timeout: float = 30.0
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -204,6 +205,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         image_history=_choice(env, "CODEX_IMAGE_HISTORY", IMAGE_HISTORY_MODES),
         image_host_model=get("CODEX_IMAGE_HOST_MODEL") or None,
         image_concurrency=_int(env, "CODEX_IMAGE_CONCURRENCY", 4, 1, 64),
+        refresh_timeout=_float(env, "CODEX_REFRESH_TIMEOUT", 30.0),
     )
 
 

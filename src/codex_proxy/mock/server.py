@@ -748,6 +748,13 @@ class FakeUpstream:
         return self._open_streams
 
     @property
+    def connections(self) -> int:
+        """TCP connections open to the fake right now (idle keep-alive ones included), to
+        prove that a client which cancels requests does not leak connections."""
+        server = self._server
+        return len(server.server_state.connections) if server is not None else 0
+
+    @property
     def disconnects(self) -> int:
         """SSE replies cut short because the client went away before their end."""
         return self._disconnects

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 
@@ -60,7 +61,7 @@ class AuthProvider:
         self._http = http
         self._cached: AuthFile | None = None
         self._cached_stamp: tuple[int, int, int] | None = None
-        self._refresh_lock = asyncio.Lock()
+        self._inflight: asyncio.Future[Credentials] | None = None
         self._dead_refresh_token: str | None = None
 
     # -- public ----------------------------------------------------------------------------
@@ -96,6 +97,9 @@ class AuthProvider:
         creds, file = self._resolve()
         if creds.mode != CHATGPT or file is None or not self._refresh_due(file):
             return creds
+        expires = file.access_expires_at
+        if expires is not None and expires > time.time() + 5 and self._inflight is not None:
+            return creds  # a refresh is under way and this token still works meanwhile
         try:
             return await self._refresh(creds)
         except OpenAIError as error:
@@ -130,26 +134,50 @@ class AuthProvider:
         return now - file.last_refresh.timestamp() > MAX_TOKEN_AGE_SECONDS
 
     async def _refresh(self, stale: Credentials) -> Credentials:
-        """Exchange the refresh token, unless someone else already replaced ``stale``."""
-        path = self._settings.auth_file
-        async with self._refresh_lock:
+        """Exchange the refresh token, unless someone else already replaced ``stale``.
+
+        Single flight: one refresh task at a time, and every request that needs it awaits that
+        same task, so they share its outcome, success or failure (a down or slow endpoint is
+        called once, not once per waiting request). The task is shielded: a client that goes
+        away mid-refresh cannot cancel it half-way, after the endpoint has rotated the refresh
+        token but before the new one is saved, which would burn the login.
+        """
+        task = self._inflight
+        if task is None:
             current, _ = self._resolve()
             if current.token != stale.token:
                 return current
-            try:
-                async with locked(path):
-                    self._cached_stamp = None  # re-read: another process may have refreshed
-                    current, file = self._resolve()
-                    if current.token != stale.token or file is None:
-                        return current
-                    answer = await self._call_token_endpoint(file)
-                    save_auth_file(path, with_new_tokens(file, answer))
-            except AuthFileError as exc:
-                raise _refresh_failed(str(exc)) from None
-            except OSError as exc:
-                raise _refresh_failed(f"could not save {path}: {exc.strerror}") from None
-            log.info("access token refreshed")
-            return self._resolve()[0]
+            task = asyncio.ensure_future(self._refresh_once(stale))
+            self._inflight = task
+            task.add_done_callback(self._refresh_done)
+        try:
+            return await asyncio.shield(task)
+        except OpenAIError as error:
+            raise _copy(error) from None
+
+    def _refresh_done(self, task: asyncio.Future[Credentials]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone away
+
+    async def _refresh_once(self, stale: Credentials) -> Credentials:
+        """One refresh, under the lock shared with other processes using this CODEX_HOME."""
+        path = self._settings.auth_file
+        try:
+            async with locked(path):
+                self._cached_stamp = None  # re-read: another process may have refreshed
+                current, file = self._resolve()
+                if current.token != stale.token or file is None:
+                    return current
+                answer = await self._call_token_endpoint(file)
+                save_auth_file(path, with_new_tokens(file, answer))
+        except AuthFileError as exc:
+            raise _refresh_failed(str(exc)) from None
+        except OSError as exc:
+            raise _refresh_failed(f"could not save {path}: {exc.strerror}") from None
+        log.info("access token refreshed")
+        return self._resolve()[0]
 
     async def _call_token_endpoint(self, file: AuthFile) -> dict[str, Any]:
         refresh_token = file.refresh_token
@@ -165,8 +193,16 @@ class AuthProvider:
             "refresh_token": refresh_token,
         }
         http = self._http or httpx.AsyncClient()
+        limit = self._settings.refresh_timeout
         try:
-            response = await http.post(self._settings.refresh_token_url, json=body, timeout=30.0)
+            with anyio.fail_after(limit):
+                response = await http.post(
+                    self._settings.refresh_token_url, json=body, timeout=limit
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            raise _refresh_failed(
+                f"the token endpoint did not answer within {limit:g} s (CODEX_REFRESH_TIMEOUT)"
+            ) from None
         except httpx.HTTPError as exc:
             raise _refresh_failed(f"{type(exc).__name__} from the token endpoint") from None
         finally:
@@ -197,11 +233,11 @@ class AuthProvider:
         if mode == "auto":
             mode = _mode_from_file(file) or (CHATGPT if file and file.access_token else API_KEY)
         if mode == CHATGPT:
-            if file and file.access_token:
-                return Credentials(CHATGPT, file.access_token, file.account_id), file
+            if file and file.access_token and file.access_token.strip():
+                return Credentials(CHATGPT, file.access_token.strip(), file.account_id), file
             raise _login_required(f"No ChatGPT login found in {settings.auth_file}.")
-        key = settings.openai_api_key or (file.api_key if file else None)
-        if key:
+        key = (settings.openai_api_key or (file.api_key if file else None) or "").strip()
+        if key:  # stripped: a key pasted with its newline still works
             return Credentials(API_KEY, key), file
         if settings.auth_mode == API_KEY:
             raise OpenAIError(
@@ -251,6 +287,11 @@ def _mode_from_file(file: AuthFile | None) -> str | None:
 
 def _login_required(message: str, code: str = "no_upstream_credentials") -> OpenAIError:
     return OpenAIError(401, f"{message} {LOGIN_HINT}", "authentication_error", None, code)
+
+
+def _copy(error: OpenAIError) -> OpenAIError:
+    """A fresh instance for another waiter (one exception object, one traceback)."""
+    return replace(error, headers=dict(error.headers))
 
 
 def _refresh_failed(reason: str) -> OpenAIError:

@@ -19,6 +19,7 @@ from ..config import Settings
 from ..translate import errors
 from ..translate.errors import OpenAIError
 from .auth import CHATGPT, AuthProvider, Credentials
+from .pool import ShardedTransport
 from .sse import SSEDecoder
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
@@ -101,10 +102,11 @@ def make_http_client(
         write=60.0,
         pool=settings.upstream_connect_timeout,
     )
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
     return httpx.AsyncClient(
         timeout=timeout,
-        transport=transport,
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        transport=transport or ShardedTransport(limits),
+        limits=limits,
         follow_redirects=False,
     )
 
