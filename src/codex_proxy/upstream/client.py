@@ -7,6 +7,7 @@ The read timeout is the idle gap allowed between two upstream events, not a tota
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,12 +18,15 @@ import orjson
 from .. import __version__
 from ..config import Settings
 from ..translate import errors
-from ..translate.errors import OpenAIError
+from ..translate.errors import LOGIN_HINT, OpenAIError
 from .auth import CHATGPT, AuthProvider, Credentials
 from .pool import ShardedTransport
 from .sse import SSEDecoder
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
+# A client-chosen session id goes into a header only when it is visible ASCII of sane length.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold (RFC 6750 is stricter)
 FORWARDED_PREFIX = "x-codex-"
 
 
@@ -128,7 +132,7 @@ class UpstreamClient:
         An upstream 401 gets one transparent retry when the auth provider has fresher
         credentials; the client never sees the first 401.
         """
-        content = orjson.dumps(body)
+        content = encode_body(body)
         response = await self._post(creds, content, session_id)
         try:
             if response.status_code == 401:
@@ -183,6 +187,8 @@ class UpstreamClient:
         self, creds: Credentials, session_id: str | None, accept: str = "text/event-stream"
     ) -> dict[str, str]:
         """Headers as the Codex CLI sends them (protocol.md 3.2)."""
+        if not _TOKEN.fullmatch(creds.token):
+            raise _unsendable(creds)
         headers = {
             "Authorization": f"Bearer {creds.token}",
             "Content-Type": "application/json",
@@ -201,10 +207,23 @@ class UpstreamClient:
                 headers["chatgpt-account-id"] = creds.account_id
         else:
             headers["User-Agent"] = settings.user_agent or f"codex-proxy/{__version__}"
-        if session_id:
-            headers["session_id"] = session_id
+        if session_id and _HEADER_SAFE.fullmatch(session_id):
+            headers["session_id"] = session_id  # else only the body's prompt_cache_key
         headers.update(settings.extra_headers)
         return headers
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The request body as JSON; a client structure too deep to encode is a 400 (orjson stops
+    at 255 levels, although it parses up to 1024)."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise errors.invalid_request(
+            f"The request cannot be forwarded: {exc} (JSON nested too deeply).",
+            None,
+            "nesting_too_deep",
+        ) from None
 
 
 def user_agent(originator: str, version: str) -> str:
@@ -252,5 +271,20 @@ async def _raise_for_status(response: httpx.Response) -> None:
 
 
 def _reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.LocalProtocolError):  # its text quotes the offending header
+        return "the request could not be encoded (LocalProtocolError)"
     text = str(exc) or type(exc).__name__
     return text[:200]
+
+
+def _unsendable(creds: Credentials) -> OpenAIError:
+    """Credentials no HTTP header can carry (a stray newline in a key): say where, never what."""
+    where = "OPENAI_API_KEY" if creds.mode != CHATGPT else "the access token in auth.json"
+    return OpenAIError(
+        401,
+        f"The upstream credentials ({where}) contain characters an HTTP header cannot carry. "
+        f"Fix them, or sign in again. {LOGIN_HINT}",
+        "authentication_error",
+        None,
+        "invalid_upstream_credentials",
+    )
