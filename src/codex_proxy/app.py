@@ -24,6 +24,7 @@ from .image_store import FILES_PATH, ImageStore, image_renderer, media_type
 from .images import IMAGE_TOOL, apply_image_tool, restore_image_history
 from .models import ModelCatalog
 from .relay import ChatCompletionRun, internal_error, json_response_parts
+from .request_log import RequestLog, RequestStats, note, setup_logging
 from .responses import JSONResponse, error_response
 from .translate import errors
 from .translate.errors import OpenAIError
@@ -109,6 +110,8 @@ def create_app(
             )
         state = request.app.state
         store: ImageStore = state.images
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            note(model=body["model"], stream=body.get("stream") is True)  # for a refused request
         if isinstance(body, dict) and "messages" in body:
             messages = restore_image_history(
                 body["messages"], settings.image_history, store.data_uri
@@ -136,13 +139,15 @@ def create_app(
         headers = {DROPPED_HEADER: ",".join(translated.dropped)} if translated.dropped else {}
         choice = translated.body.get("tool_choice")
         forces_image = isinstance(choice, dict) and choice.get("type") == IMAGE_TOOL
+        renderer = image_renderer(settings, store, request, image_format)
+        note(model=translated.model, stream=translated.stream, image_counter=renderer)
         return ChatCompletionRun(
             client=state.client,
             creds=creds,
             request=translated,
             keepalive_seconds=settings.sse_keepalive_seconds,
             headers=headers,
-            image_renderer=image_renderer(settings, store, request, image_format),
+            image_renderer=renderer,
             limiter=state.image_jobs if forces_image else None,
         )
 
@@ -204,9 +209,15 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: unexpected_error},
     )
     app.add_middleware(GatewayAuth, token=settings.gateway_token)
+    stats = RequestStats()
+    app.state.requests = stats
+    app.add_middleware(RequestLog, stats=stats)  # outermost: 401s, 413s, preflights get a line
     return app
 
 
 def create_app_from_env() -> Starlette:
-    """Factory for uvicorn workers: each builds its Settings from the environment."""
-    return create_app(load_settings())
+    """Factory for uvicorn workers: each builds its Settings (and its logging: a worker is a
+    fresh process) from the environment."""
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

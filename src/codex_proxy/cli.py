@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from . import __version__
 from .config import ConfigError, Settings, export_for_workers, load_settings
+from .request_log import setup_logging
 
 EXIT_CONFIG = 2
 
@@ -80,9 +80,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("codex-proxy: --workers must be at least 1", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings.log_level, settings.log_format)
     fake = None
     if args.mock:
         from .mock.server import FakeUpstream
@@ -103,6 +101,8 @@ def serve(args: argparse.Namespace) -> int:
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level,
+                log_config=None,  # uvicorn's lines go through our handler, in our format
+                access_log=False,  # the gateway writes its own access line (request_log.py)
             )
         else:
             export_for_workers(
@@ -119,6 +119,8 @@ def serve(args: argparse.Namespace) -> int:
                 port=settings.port,
                 workers=args.workers,
                 log_level=settings.log_level,
+                log_config=None,
+                access_log=False,
             )
     finally:
         if fake is not None:

@@ -34,6 +34,7 @@ BUILTIN_MODELS = (
 AUTH_MODES = ("auto", "chatgpt", "api_key")
 IMAGE_DELIVERIES = ("markdown", "images", "both", "url")
 IMAGE_HISTORY_MODES = ("last", "all", "none")
+LOG_FORMATS = ("text", "json")
 ENV_FILE_VARIABLE = "CODEX_ENV_FILE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -73,6 +74,7 @@ class Settings:
     openai_beta: str = "responses=experimental"
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "info"
+    log_format: str = "text"
     mock: bool = False
     enable_image_gen: bool = False
     image_options: Mapping[str, Any] = field(default_factory=lambda: {"output_format": "png"})
@@ -193,6 +195,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
             get("CODEX_EXTRA_HEADERS"), "CODEX_EXTRA_HEADERS", '{"x-name": "value"}'
         ),
         log_level=(get("CODEX_LOG_LEVEL") or "info").strip().lower(),
+        log_format=_choice(env, "CODEX_LOG_FORMAT", LOG_FORMATS),
         mock=_bool(env, "CODEX_MOCK"),
         enable_image_gen=_bool(env, "CODEX_ENABLE_IMAGE_GEN"),
         image_options=_image_options(env),

@@ -32,6 +32,7 @@ from .config import Settings
 from .image_store import image_file_url
 from .images import IMAGE_TOOL, MIME_TYPES, ImageOptionError, ImageRenderer, check_option, data_uri
 from .relay import cancelled_on_disconnect, internal_error
+from .request_log import note
 from .responses import JSONResponse, error_response
 from .translate import errors
 from .translate.aggregate import ChatCompletionBuilder
@@ -389,6 +390,7 @@ class ImageRoutes:
             instructions=settings.instructions,
         )
         session_id = str(uuid.uuid4())
+        note(model=str(body.get("model")), stream=False)
         answer: Response = Response(status_code=499)  # only ever "sent" to a departed client
         async with cancelled_on_disconnect(request.receive):
             try:
@@ -398,6 +400,7 @@ class ImageRoutes:
                     return generate_one(state.client, creds, body, session_id, state.image_jobs)
 
                 generated = await gather_all([job_for_one] * job.n)
+                note(images=len(generated))
                 payload = self._images_response(request, job, generated)
                 headers: dict[str, str] = {}
                 for one in generated:

@@ -17,6 +17,7 @@ import orjson
 
 from .. import __version__
 from ..config import Settings
+from ..request_log import note_upstream
 from ..translate import errors
 from ..translate.errors import LOGIN_HINT, OpenAIError
 from .auth import CHATGPT, AuthProvider, Credentials
@@ -140,6 +141,7 @@ class UpstreamClient:
                 if fresh is not None:
                     await response.aclose()
                     response = await self._post(fresh, content, session_id)
+            self._observe(response)
             await _raise_for_status(response)
             yield UpstreamStream(response, self.settings.upstream_idle_timeout)
         finally:
@@ -158,6 +160,7 @@ class UpstreamClient:
             raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
         except httpx.TransportError as exc:
             raise errors.connection_failed(_reason(exc)) from None
+        self._observe(response)
         if response.status_code != 200:
             raise errors.from_upstream_response(
                 response.status_code, response.content, response.headers
@@ -170,6 +173,10 @@ class UpstreamClient:
         if not isinstance(models, list):
             raise errors.malformed_event("model catalog has no models list")
         return [m for m in models if isinstance(m, dict)]
+
+    def _observe(self, response: httpx.Response) -> None:
+        """Tell the access log what the upstream answered."""
+        note_upstream(response.status_code, response.headers.get("x-request-id"))
 
     async def _post(self, creds: Credentials, content: bytes, session_id: str) -> httpx.Response:
         url = f"{self.settings.base_url_for(creds.mode)}/responses"
