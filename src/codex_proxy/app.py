@@ -13,12 +13,14 @@ import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import Settings, load_settings
+from .guards import BodyLimit, OriginGuard
 from .image_routes import ImageRoutes
 from .image_store import FILES_PATH, ImageStore, image_renderer, media_type
 from .images import IMAGE_TOOL, apply_image_tool, restore_image_history
@@ -26,6 +28,7 @@ from .models import ModelCatalog
 from .relay import ChatCompletionRun, internal_error, json_response_parts
 from .request_log import RequestLog, RequestStats, note, setup_logging
 from .responses import JSONResponse, error_response
+from .status import status_endpoint
 from .translate import errors
 from .translate.errors import OpenAIError
 from .translate.request import RequestOptions, translate_request
@@ -37,6 +40,14 @@ log = logging.getLogger("codex_proxy")
 PUBLIC_PATHS = frozenset({"/healthz"})
 PUBLIC_PREFIXES = (FILES_PATH, FILES_PATH.removeprefix("/v1"))  # the file name is the capability
 DROPPED_HEADER = "x-codex-proxy-dropped-params"
+# Answer headers a browser client may read when CORS is on.
+EXPOSED_HEADERS = (
+    DROPPED_HEADER,
+    "x-codex-proxy-images-linked",
+    "x-request-id",
+    "retry-after",
+    "x-should-retry",
+)
 
 
 class GatewayAuth:
@@ -126,6 +137,8 @@ def create_app(
                 reasoning_summary=settings.reasoning_summary,
                 model_aliases=settings.model_aliases,
                 session_id=request.headers.get("x-session-id") or None,
+                max_messages=settings.max_messages,
+                max_images=settings.max_images,
             )
             translated = translate_request(body, options)
             image_format = apply_image_tool(
@@ -176,6 +189,7 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     image_api = ImageRoutes(settings)
+    status = status_endpoint(settings)
     routes = [Route("/healthz", healthz, methods=["GET"])]
     for prefix in ("/v1", ""):
         routes += [
@@ -183,6 +197,7 @@ def create_app(
             Route(f"{prefix}/images/generations", image_api.generations, methods=["POST"]),
             Route(f"{prefix}/images/edits", image_api.edits, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
+            Route(f"{prefix}/status", status, methods=["GET"]),
             Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"]),
             Route(f"{prefix}/images/files/{{name:path}}", image_file, methods=["GET"]),
         ]
@@ -208,7 +223,17 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: unexpected_error},
     )
+    app.add_middleware(BodyLimit, max_bytes=int(settings.max_request_mb * 1024 * 1024))
     app.add_middleware(GatewayAuth, token=settings.gateway_token)
+    app.add_middleware(OriginGuard, allowed=settings.cors_origins)
+    if settings.cors_origins:  # outside the guards: a preflight carries no gateway token
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=list(EXPOSED_HEADERS),
+        )
     stats = RequestStats()
     app.state.requests = stats
     app.add_middleware(RequestLog, stats=stats)  # outermost: 401s, 413s, preflights get a line

@@ -85,6 +85,10 @@ class Settings:
     image_history: str = "last"
     image_host_model: str | None = None
     image_concurrency: int = 4
+    max_request_mb: float = 50.0
+    max_messages: int = 2000
+    max_images: int = 64
+    cors_origins: tuple[str, ...] = ()
     refresh_timeout: float = 30.0
 
     def base_url_for(self, mode: str) -> str:
@@ -208,6 +212,10 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         image_history=_choice(env, "CODEX_IMAGE_HISTORY", IMAGE_HISTORY_MODES),
         image_host_model=get("CODEX_IMAGE_HOST_MODEL") or None,
         image_concurrency=_int(env, "CODEX_IMAGE_CONCURRENCY", 4, 1, 64),
+        max_request_mb=_float(env, "CODEX_MAX_REQUEST_MB", 50.0),
+        max_messages=_int(env, "CODEX_MAX_MESSAGES", 2000, 1, 1_000_000),
+        max_images=_int(env, "CODEX_MAX_IMAGES", 64, 0, 100_000),
+        cors_origins=tuple(o.rstrip("/") for o in _list(get("CODEX_CORS_ORIGINS"))),
         refresh_timeout=_float(env, "CODEX_REFRESH_TIMEOUT", 30.0),
     )
 

@@ -131,6 +131,8 @@ class RequestOptions:
     reasoning_summary: str = "auto"  # reasoning.summary; "" or "none" -> no summary field
     model_aliases: Mapping[str, str] = field(default_factory=dict)
     session_id: str | None = None  # the client's x-session-id header, if any
+    max_messages: int | None = None  # more messages than this: 400 (None: no limit)
+    max_images: int | None = None  # more input images than this: 400 (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,10 @@ def translate_request(chat: Any, options: RequestOptions) -> TranslatedRequest:
         raise invalid_request("Request body must be a JSON object", None, "invalid_type")
     _reject_unsupported(chat)
     echo_model, upstream_model, suffix_effort = _resolve_model(chat.get("model"), options)
+    _check_message_count(chat.get("messages"), options.max_messages)
     messages = chat_messages(chat)
     input_items = translate_messages(messages)
+    _check_image_count(input_items, options.max_images)
     tools = translate_tools(chat)
     tool_choice = translate_tool_choice(chat)
     parallel = opt_bool(chat, "parallel_tool_calls", "")
@@ -192,6 +196,37 @@ def translate_request(chat: Any, options: RequestOptions) -> TranslatedRequest:
 
 
 # ---------------------------------------------------------- top-level params
+
+
+def _check_message_count(messages: Any, limit: int | None) -> None:
+    """Bound the work one request can ask for; checked before any message is translated."""
+    if limit is not None and isinstance(messages, list) and len(messages) > limit:
+        raise invalid_request(
+            f"Too many messages: {len(messages)}; this gateway accepts at most {limit} "
+            "(CODEX_MAX_MESSAGES).",
+            "messages",
+            "too_many_messages",
+        )
+
+
+def _check_image_count(items: list[dict[str, Any]], limit: int | None) -> None:
+    """Count the input images that would go upstream (client images and re-sent ones)."""
+    if limit is None:
+        return
+    count = sum(
+        1
+        for item in items
+        if item.get("type") == "message"
+        for part in item.get("content", ())
+        if part.get("type") == "input_image"
+    )
+    if count > limit:
+        raise invalid_request(
+            f"Too many images: {count} in this request; this gateway accepts at most {limit} "
+            "(CODEX_MAX_IMAGES).",
+            "messages",
+            "too_many_images",
+        )
 
 
 def _reject_unsupported(chat: Mapping[str, Any]) -> None:
