@@ -130,7 +130,9 @@ def all_targets() -> list[Target]:
         model="bench",
         health="/health/liveliness",
         start_timeout=120.0,
-        note="model openai/responses/bench: LiteLLM's chat -> Responses bridge",
+        note="model `openai/responses/bench` (LiteLLM's chat -> Responses bridge, proxy with "
+        "one uvicorn worker); its bridge drops `image_generation_call` items, so no image "
+        "reaches the client in scenario 4",
     )
     chatmock = Target(
         "chatmock",
