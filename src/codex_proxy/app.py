@@ -28,6 +28,7 @@ from .models import ModelCatalog
 from .relay import ChatCompletionRun, internal_error, json_response_parts
 from .request_log import RequestLog, RequestStats, note, setup_logging
 from .responses import JSONResponse, error_response
+from .status import status_endpoint
 from .translate import errors
 from .translate.errors import OpenAIError
 from .translate.request import RequestOptions, translate_request
@@ -188,6 +189,7 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     image_api = ImageRoutes(settings)
+    status = status_endpoint(settings)
     routes = [Route("/healthz", healthz, methods=["GET"])]
     for prefix in ("/v1", ""):
         routes += [
@@ -195,6 +197,7 @@ def create_app(
             Route(f"{prefix}/images/generations", image_api.generations, methods=["POST"]),
             Route(f"{prefix}/images/edits", image_api.edits, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
+            Route(f"{prefix}/status", status, methods=["GET"]),
             Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"]),
             Route(f"{prefix}/images/files/{{name:path}}", image_file, methods=["GET"]),
         ]

@@ -17,6 +17,7 @@ import orjson
 
 from .. import __version__
 from ..config import Settings
+from ..rate_limits import RateLimits
 from ..request_log import note_upstream
 from ..translate import errors
 from ..translate.errors import LOGIN_HINT, OpenAIError
@@ -123,6 +124,7 @@ class UpstreamClient:
         self.settings = settings
         self.auth = auth
         self._http = http
+        self.rate_limits = RateLimits()  # the newest x-codex-* usage snapshot, for /v1/status
 
     @asynccontextmanager
     async def open_stream(
@@ -175,8 +177,9 @@ class UpstreamClient:
         return [m for m in models if isinstance(m, dict)]
 
     def _observe(self, response: httpx.Response) -> None:
-        """Tell the access log what the upstream answered."""
+        """Tell the access log what the upstream answered; keep its usage-limit headers."""
         note_upstream(response.status_code, response.headers.get("x-request-id"))
+        self.rate_limits.update(response.headers)
 
     async def _post(self, creds: Credentials, content: bytes, session_id: str) -> httpx.Response:
         url = f"{self.settings.base_url_for(creds.mode)}/responses"

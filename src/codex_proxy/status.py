@@ -1,0 +1,235 @@
+"""``GET /v1/status`` and ``codex-proxy status``: what a running gateway knows about itself.
+
+Login (mode, account, plan, token expiry: never a token), the usage-limit snapshot from the
+upstream's latest answer headers, the image flag, uptime and request counts. The command
+line asks a running gateway over HTTP, with the base URL and token taken from the same settings
+the gateway reads, and prints a table (or the JSON as is, for scripts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import orjson
+from starlette.requests import Request
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+from .responses import JSONResponse
+from .upstream.auth import CHATGPT
+from .upstream.auth_store import AuthFileError, read_auth_file
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def auth_summary(settings: Settings, mode: str | None) -> dict[str, Any]:
+    """The login as the gateway uses it: mode, account, plan, access-token expiry."""
+    out: dict[str, Any] = {"mode": mode or "none"}
+    if settings.mock:
+        out["mock"] = True
+        return out
+    if mode != CHATGPT:
+        return out
+    try:
+        file = read_auth_file(settings.auth_file)
+    except AuthFileError as exc:
+        out["error"] = str(exc)
+        return out
+    if file is None:
+        return out
+    expires = file.access_expires_at
+    out.update(
+        email=file.email,
+        plan=file.plan,
+        account_id=file.account_id,
+        access_token_expires_at=int(expires) if expires else None,
+        access_token_expires_in_seconds=int(expires - time.time()) if expires else None,
+    )
+    return out
+
+
+def status_payload(settings: Settings, state: Any) -> dict[str, Any]:
+    """The ``/v1/status`` body, from the app's state (auth, upstream client, counters)."""
+    auth = state.auth
+    mode = auth.mode()
+    stats = state.requests
+    return {
+        "object": "codex_proxy.status",
+        "version": __version__,
+        "auth": auth_summary(settings, mode),
+        "upstream": settings.base_url_for(mode or CHATGPT),
+        "rate_limits": state.client.rate_limits.snapshot(),
+        "image_generation": settings.enable_image_gen,
+        "started_at": int(stats.started_at),
+        "uptime_seconds": round(stats.uptime, 1),
+        "requests": stats.snapshot(),
+    }
+
+
+def status_endpoint(settings: Settings) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """The route; gateway auth applies to it like to every route but /healthz."""
+
+    async def status(request: Request) -> JSONResponse:
+        return JSONResponse(status_payload(settings, request.app.state))
+
+    return status
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_commands(commands: Any) -> None:
+    parser = commands.add_parser(
+        "status",
+        help="show a running gateway's login, usage limits and request counts",
+        description="Ask a running gateway for GET /v1/status and print it.",
+    )
+    parser.add_argument("--url", help="gateway base URL (default from CODEX_HOST/CODEX_PORT)")
+    parser.add_argument("--token", help="gateway token (default CODEX_GATEWAY_TOKEN)")
+    parser.add_argument("--env-file", help="read settings from this file instead of ./.env")
+    parser.add_argument("--json", action="store_true", help="print the JSON answer as is")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .service import base_url
+
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        print(f"codex-proxy: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    url = (args.url or base_url(settings.host, settings.port)).rstrip("/").removesuffix("/v1")
+    token = args.token or settings.gateway_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.get(f"{url}/v1/status", headers=headers, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(
+            f"codex-proxy: no gateway answers at {url} ({type(exc).__name__}); start it with "
+            "`codex-proxy serve`, or pass --url",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if answer.status_code == 401:
+        print(
+            f"codex-proxy: {url} refused the gateway token; pass --token or set "
+            "CODEX_GATEWAY_TOKEN (in the environment or the env file)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if answer.status_code != 200:
+        print(f"codex-proxy: {url}/v1/status answered HTTP {answer.status_code}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        payload = orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
+        print(f"codex-proxy: {url}/v1/status did not answer JSON", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render_table(url, payload))
+    return 0
+
+
+def render_table(url: str, status: dict[str, Any], now: float | None = None) -> str:
+    """Two columns: what, and what the gateway says about it."""
+    now = time.time() if now is None else now
+    up = _span(status.get("uptime_seconds"))
+    rows: list[tuple[str, str]] = [
+        ("gateway", f"{url} (codex-proxy {status.get('version')}, up {up})"),
+        ("upstream", str(status.get("upstream"))),
+    ]
+    auth = status.get("auth") or {}
+    login = [str(auth.get("mode"))]
+    if auth.get("mock"):
+        login.append("mock upstream")
+    for key in ("email", "plan"):
+        if auth.get(key):
+            login.append(f"plan {auth[key]}" if key == "plan" else str(auth[key]))
+    if auth.get("error"):
+        login.append(str(auth["error"]))
+    rows.append(("auth", ", ".join(login)))
+    expires = auth.get("access_token_expires_at")
+    if isinstance(expires, (int, float)):
+        rows.append(("access token", _moment(expires, now, "expires", "expired")))
+    limits = status.get("rate_limits")
+    if not limits:
+        rows.append(("usage limits", "not reported yet (the upstream sends them with each answer)"))
+    else:
+        for key in ("primary", "secondary"):
+            window = limits.get(key)
+            if window:
+                rows.append((f"{key} window", _window(window, now)))
+        for family, windows in (limits.get("other_limits") or {}).items():
+            for key, window in windows.items():
+                rows.append((f"{family} {key}", _window(window, now)))
+        credits = limits.get("credits")
+        if credits:
+            rows.append(("credits", _credits(credits)))
+        rows.append(("limits as of", f"{_span(limits.get('age_seconds'))} ago"))
+    rows.append(("image generation", "on" if status.get("image_generation") else "off"))
+    requests = status.get("requests") or {}
+    by_status = requests.get("by_status") or {}
+    classes = ", ".join(f"{count} {name}" for name, count in by_status.items())
+    counts = f"{requests.get('total', 0)} total" + (f" ({classes})" if classes else "")
+    counts += (
+        f", {requests.get('streaming', 0)} streaming, {requests.get('in_flight', 0)} in flight"
+    )
+    rows.append(("requests", counts))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+def _window(window: dict[str, Any], now: float) -> str:
+    parts = []
+    used = window.get("used_percent")
+    minutes = window.get("window_minutes")
+    if used is not None:
+        span = f" of {_span(minutes * 60)}" if isinstance(minutes, (int, float)) else ""
+        parts.append(f"{used:g}% used{span}")
+    resets = window.get("resets_at")
+    if isinstance(resets, (int, float)):
+        parts.append(_moment(resets, now, "resets", "reset"))
+    return ", ".join(parts) or "reported without details"
+
+
+def _credits(credits: dict[str, Any]) -> str:
+    if credits.get("unlimited"):
+        return "unlimited"
+    balance = credits.get("balance")
+    has = credits.get("has_credits")
+    text = "available" if has else "none" if has is False else "unknown"
+    return f"{text}, balance {balance}" if balance else text
+
+
+def _moment(when: float, now: float, future: str, past: str) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
+    if when >= now:
+        return f"{future} {stamp} (in {_span(when - now)})"
+    return f"{past} {stamp} ({_span(now - when)} ago)"
+
+
+def _span(seconds: Any) -> str:
+    """``3d 4h``, ``2h 05m``, ``7m``, ``12s``: the two largest units."""
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
