@@ -23,10 +23,11 @@ def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the gateway")
     add_serve_arguments(serve)
-    from . import launchd, login, status, systemd
+    from . import doctor, launchd, login, status, systemd
 
     login.add_commands(commands)
     status.add_commands(commands)
+    doctor.add_commands(commands)
     launchd.add_commands(commands)
     systemd.add_commands(commands)
     return parser

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 def render_table(url: str, status: dict[str, Any], now: float | None = None) -> str:
     """Two columns: what, and what the gateway says about it."""
     now = time.time() if now is None else now
-    up = _span(status.get("uptime_seconds"))
+    up = span(status.get("uptime_seconds"))
     rows: list[tuple[str, str]] = [
         ("gateway", f"{url} (codex-proxy {status.get('version')}, up {up})"),
         ("upstream", str(status.get("upstream"))),
@@ -175,7 +175,7 @@ def render_table(url: str, status: dict[str, Any], now: float | None = None) -> 
         credits = limits.get("credits")
         if credits:
             rows.append(("credits", _credits(credits)))
-        rows.append(("limits as of", f"{_span(limits.get('age_seconds'))} ago"))
+        rows.append(("limits as of", f"{span(limits.get('age_seconds'))} ago"))
     rows.append(("image generation", "on" if status.get("image_generation") else "off"))
     requests = status.get("requests") or {}
     by_status = requests.get("by_status") or {}
@@ -194,8 +194,8 @@ def _window(window: dict[str, Any], now: float) -> str:
     used = window.get("used_percent")
     minutes = window.get("window_minutes")
     if used is not None:
-        span = f" of {_span(minutes * 60)}" if isinstance(minutes, (int, float)) else ""
-        parts.append(f"{used:g}% used{span}")
+        of = f" of {span(minutes * 60)}" if isinstance(minutes, (int, float)) else ""
+        parts.append(f"{used:g}% used{of}")
     resets = window.get("resets_at")
     if isinstance(resets, (int, float)):
         parts.append(_moment(resets, now, "resets", "reset"))
@@ -214,11 +214,11 @@ def _credits(credits: dict[str, Any]) -> str:
 def _moment(when: float, now: float, future: str, past: str) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
     if when >= now:
-        return f"{future} {stamp} (in {_span(when - now)})"
-    return f"{past} {stamp} ({_span(now - when)} ago)"
+        return f"{future} {stamp} (in {span(when - now)})"
+    return f"{past} {stamp} ({span(now - when)} ago)"
 
 
-def _span(seconds: Any) -> str:
+def span(seconds: Any) -> str:
     """``3d 4h``, ``2h 05m``, ``7m``, ``12s``: the two largest units."""
     if not isinstance(seconds, (int, float)):
         return "?"
