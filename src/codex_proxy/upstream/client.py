@@ -26,6 +26,7 @@ from .pool import ShardedTransport
 from .sse import SSEDecoder
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
+STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 # A client-chosen session id goes into a header only when it is visible ASCII of sane length.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold (RFC 6750 is stricter)
@@ -186,12 +187,19 @@ class UpstreamClient:
         request = self._http.build_request(
             "POST", url, content=content, headers=self._headers(creds, session_id)
         )
-        try:
-            return await self._http.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
-        except httpx.TransportError as exc:
-            raise errors.connection_failed(_reason(exc)) from None
+        for attempt in (1, 2):
+            try:
+                return await self._http.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
+            except STALE_CONNECTION_ERRORS as exc:
+                # A kept-alive connection the upstream closed as we reused it: the request
+                # never got an answer, so one more try on a fresh connection is safe.
+                if attempt == 2:
+                    raise errors.connection_failed(_reason(exc)) from None
+            except httpx.TransportError as exc:
+                raise errors.connection_failed(_reason(exc)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _headers(
         self, creds: Credentials, session_id: str | None, accept: str = "text/event-stream"
