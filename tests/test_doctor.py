@@ -92,12 +92,15 @@ def test_all_pass(tmp_path, upstream, served, home) -> None:
     assert upstream.token_requests == []  # no refresh without --refresh
 
 
-def test_broken_auth_json(tmp_path, upstream, served, home) -> None:
+def test_broken_auth_json_and_no_gateway(tmp_path, upstream, home) -> None:
     (home / "auth.json").write_text("{not json")
-    result = doctor(tmp_path, settings_env(tmp_path, upstream, home, port_of(served)))
+    result = doctor(tmp_path, settings_env(tmp_path, upstream, home, free_port()))
     assert result.returncode == 1
     assert "FAIL    " in row(result.stdout, "auth.json") and "is not valid JSON" in result.stdout
     assert "fix: run `codex-proxy login`" in result.stdout
+    assert "FAIL    nothing answers at http://127.0.0.1:" in row(result.stdout, "gateway")
+    assert "fix: start it: `codex-proxy serve`" in result.stdout
+    assert result.stdout.rstrip().endswith("check(s) failed")
 
 
 def test_readable_by_others(tmp_path, upstream, served, home) -> None:
@@ -107,13 +110,6 @@ def test_readable_by_others(tmp_path, upstream, served, home) -> None:
     assert "mode 0644: other users can read your login" in row(result.stdout, "auth.json")
     assert f"fix: chmod 600 {home / 'auth.json'}" in result.stdout
     assert "ok      " in row(result.stdout, "upstream")  # the rest still checked
-
-
-def test_no_gateway(tmp_path, upstream, home) -> None:
-    result = doctor(tmp_path, settings_env(tmp_path, upstream, home, free_port()))
-    assert result.returncode == 1
-    assert "FAIL    nothing answers at http://127.0.0.1:" in row(result.stdout, "gateway")
-    assert "fix: start it: `codex-proxy serve`" in result.stdout
 
 
 def test_json_and_env_file(tmp_path, upstream, served, home) -> None:

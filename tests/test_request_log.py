@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from codex_proxy.mock.events import text_response
 from codex_proxy.mock.images import render_image
-from codex_proxy.mock.server import FakeUpstream, Reply
+from codex_proxy.mock.server import FakeUpstream, Pause, Reply
 from codex_proxy.request_log import TEXT_FORMAT, JsonFormatter
 
 from .conftest import write_auth_json
@@ -129,6 +130,19 @@ def test_the_upstream_request_id_is_forwarded(gateway, upstream, lines) -> None:
     fields = record.request  # type: ignore[attr-defined]
     assert answer.headers["x-request-id"] == fields["request_id"] == "up-123"
     assert fields["status"] == 429 and fields["upstream_status"] == 429
+
+
+def test_a_client_that_leaves_before_the_answer_is_a_499(gateway, upstream, lines) -> None:
+    upstream.enqueue(Reply(events=[Pause(1.0), *text_response("late")]))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "gpt-5.2-codex", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=0.3,
+        )
+    (record,) = lines.wait_for(1)
+    assert record.request["status"] == 499  # type: ignore[attr-defined]
+    assert record.request["bytes"] == 0  # type: ignore[attr-defined]
 
 
 def test_json_lines_parse() -> None:

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 access_log = logging.getLogger("codex_proxy.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
+CLIENT_GONE = 499  # nginx's "client closed request": logged when no answer was started
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FILES_MARKER = "/images/files/"
 
@@ -197,11 +198,13 @@ class RequestLog:
 
         try:
             await self.app(scope, receive, watching_send)
-        except BaseException:
+        except Exception:
             if record.status is None:
                 record.status = 500  # what the server's error handler is about to answer
             raise
         finally:
+            if record.status is None:
+                record.status = CLIENT_GONE  # nothing was answered: the client left first
             stats.in_flight -= 1
             stats.finished(record)
             _current.reset(token)
