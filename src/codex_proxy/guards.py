@@ -25,6 +25,7 @@ class BodyTooLarge(Exception):
 
 
 def too_large(max_bytes: int) -> OpenAIError:
+    """The 413 answer; names the knob so the operator knows what to raise."""
     limit = f"{max_bytes / (1024 * 1024):.3g} MB"
     return OpenAIError(
         413,
@@ -94,6 +95,7 @@ class OriginGuard:
 
 
 def origin_refused(origin: str) -> OpenAIError:
+    """The 403 answer; names the knob that lets a browser app in."""
     return OpenAIError(
         403,
         f"Requests from web pages are refused: the origin {origin[:100]!r} is not in "
@@ -105,6 +107,7 @@ def origin_refused(origin: str) -> OpenAIError:
 
 
 def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    """The first value of a (lower-case) header, straight from the ASGI scope."""
     for name, value in scope["headers"]:
         if name == wanted:
             return value
@@ -112,6 +115,7 @@ def _header(scope: Scope, wanted: bytes) -> bytes | None:
 
 
 def _content_length(scope: Scope) -> int | None:
+    """The declared body length, or None for a chunked (or bodiless) request."""
     value = _header(scope, b"content-length")
     try:
         return int(value) if value is not None else None

@@ -156,6 +156,7 @@ class AuthProvider:
             raise _copy(error) from None
 
     def _refresh_done(self, task: asyncio.Future[Credentials]) -> None:
+        """Let the next refresh start; mark a failure as seen so asyncio does not log it."""
         if self._inflight is task:
             self._inflight = None
         if not task.cancelled():
