@@ -556,11 +556,22 @@ def test_client_leaving_mid_refresh_does_not_burn_the_login(
 # -- auth.json changes under the running gateway -----------------------------------------------
 
 
-@pytest.fixture
-def home_gateway(make_gateway, tmp_path: Path) -> tuple[Gateway, Path]:
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def auth_gateway(
+    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Gateway, Path]]:
+    home = tmp_path_factory.mktemp("auth-home")
     write_auth_json(home)
-    return make_gateway(codex_home=home), home
+    server = start_gateway(replace(base_settings, codex_home=home))
+    yield server, home
+    server.stop()
+
+
+@pytest.fixture
+def home_gateway(auth_gateway: tuple[Gateway, Path]) -> tuple[Gateway, Path]:
+    """One gateway for the auth.json tests (each starts from a fresh, valid login)."""
+    write_auth_json(auth_gateway[1])
+    return auth_gateway
 
 
 def login_error(outcome: Outcome) -> str:
@@ -593,7 +604,7 @@ def test_auth_json_replaced_by_a_new_login(
 ) -> None:
     gw, home = home_gateway
     ask(gw.url, stream=False)
-    other = home.parent / "other"
+    other = home.parent / f"{home.name}-other-login"
     new = write_auth_json(other, access_exp=time.time() + 7200, refresh_token="rt-other")
     os.replace(other / "auth.json", home / "auth.json")  # an atomic swap, as `codex login` does
     assert ask(gw.url, stream=False).status == 200

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from codex_proxy.mock.images import render_image
 from codex_proxy.mock.server import FakeUpstream, Reply
 from codex_proxy.mock.tokens import fake_jwt, id_token
 
-from .conftest import ACCOUNT_ID, Gateway
+from .conftest import ACCOUNT_ID, Gateway, start_gateway
 from .processes import clean_env, free_port, running
 
 MODEL = "gpt-5.2-codex"
@@ -98,9 +99,11 @@ def test_declared_length_over_the_limit_is_413_before_any_body_byte(gateway: Gat
     }
 
 
-@pytest.fixture
-def small_limit(make_gateway) -> Gateway:
-    return make_gateway(max_request_mb=0.01)  # 10 KiB
+@pytest.fixture(scope="module")
+def small_limit(base_settings: Settings) -> Iterator[Gateway]:
+    server = start_gateway(replace(base_settings, max_request_mb=0.01))  # 10 KiB
+    yield server
+    server.stop()
 
 
 def send_chunked(sock: socket.socket, path: str, chunks: list[bytes], content_type: str) -> None:
@@ -258,9 +261,13 @@ def test_cors_wildcard_allows_any_origin(make_gateway, upstream: FakeUpstream) -
     assert response.headers["access-control-allow-origin"] == "*"
 
 
-@pytest.fixture
-def cors_gateway(make_gateway) -> Gateway:
-    return make_gateway(cors_origins=(ORIGIN,), gateway_token="cors-gw-token")
+@pytest.fixture(scope="module")
+def cors_gateway(base_settings: Settings) -> Iterator[Gateway]:
+    server = start_gateway(
+        replace(base_settings, cors_origins=(ORIGIN,), gateway_token="cors-gw-token")
+    )
+    yield server
+    server.stop()
 
 
 def test_cors_preflight_allowed_origin_needs_no_token(cors_gateway: Gateway) -> None:
