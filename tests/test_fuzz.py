@@ -369,4 +369,9 @@ def test_session_header_of_any_bytes(http: httpx.Client, session: str | bytes) -
         headers=[(b"content-type", b"application/json"), (b"x-session-id", raw)],
     ) as response:
         response.read()
+    if any((b < 0x20 and b != 0x09) or b == 0x7F for b in raw):
+        # Control characters: the HTTP parser may refuse them (httptools does, h11 does not),
+        # but never the gateway itself with a 500.
+        assert response.status_code in (200, 400), response.text[:300]
+        return
     assert response.status_code == 200, response.text[:300]

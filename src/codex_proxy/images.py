@@ -144,8 +144,12 @@ def alt_text(revised_prompt: Any) -> str:
     return _ALT_SPECIALS.sub(r"\\\1", text)
 
 
+def mime_type(fmt: str) -> str:
+    return MIME_TYPES.get(fmt, "image/" + fmt)
+
+
 def data_uri(b64: str, fmt: str) -> str:
-    return f"data:{MIME_TYPES.get(fmt, 'image/' + fmt)};base64,{b64}"
+    return f"data:{mime_type(fmt)};base64,{b64}"
 
 
 def decoded_size(b64: str) -> int:
@@ -208,10 +212,14 @@ class ImageRenderer:
             return RenderedImage(
                 f"![{alt}]({url})", entry if wants_entry else None, metadata, too_large
             )
-        uri = data_uri(b64, fmt)
-        markdown = f"![{alt}]({uri})" if self.delivery in ("markdown", "both") else None
+        # Each string built in one step: the image may be 20 MB, so no intermediate copies.
+        markdown = (
+            f"![{alt}](data:{mime_type(fmt)};base64,{b64})"
+            if self.delivery in ("markdown", "both")
+            else None
+        )
         entry = (
-            {"type": "image_url", "image_url": {"url": uri}}
+            {"type": "image_url", "image_url": {"url": data_uri(b64, fmt)}}
             if self.delivery in ("images", "both")
             else None
         )

@@ -23,6 +23,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from .images import ImageRenderer
+from .json_parts import SLICE, dumps_parts
 from .translate.aggregate import ChatCompletionBuilder
 from .translate.errors import OpenAIError
 from .translate.request import TranslatedRequest
@@ -42,13 +43,20 @@ _TICK = object()
 
 def json_response_parts(
     status: int, payload: Any, headers: Mapping[str, str] | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The two ASGI messages of a complete JSON answer."""
-    body = orjson.dumps(payload)
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+) -> list[dict[str, Any]]:
+    """The ASGI messages of a complete JSON answer: the start, then the body in one piece, or
+    in slices when it carries a huge string (an image), so it is never copied whole."""
+    pieces = coalesce(dumps_parts(payload))
+    size = sum(len(piece) for piece in pieces)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(size).encode())]
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    start = {"type": "http.response.start", "status": status, "headers": raw}
-    return start, {"type": "http.response.body", "body": body, "more_body": False}
+    messages: list[dict[str, Any]] = [
+        {"type": "http.response.start", "status": status, "headers": raw}
+    ]
+    last = len(pieces) - 1
+    for index, piece in enumerate(pieces):
+        messages.append({"type": "http.response.body", "body": piece, "more_body": index < last})
+    return messages
 
 
 async def send_error(
@@ -61,12 +69,34 @@ async def send_error(
         await send(message)
 
 
-def encode_chunks(chunks: list[dict[str, Any]]) -> bytes:
-    """Chat chunks as SSE ``data:`` lines, one write for the whole batch."""
-    parts: list[bytes] = []
-    for chunk in chunks:  # one join: a 20 MB image chunk is copied once, not three times
-        parts += (b"data: ", orjson.dumps(chunk), b"\n\n")
-    return b"".join(parts)
+def encode_chunks(chunks: list[dict[str, Any]], tail: bytes = b"") -> list[bytes]:
+    """Chat chunks as SSE ``data:`` lines, then ``tail``: the writes to make, one for a batch of
+    ordinary chunks, slices of about ``SLICE`` bytes for a chunk that carries an image."""
+    pieces: list[bytes] = []
+    for chunk in chunks:
+        pieces.append(b"data: ")
+        pieces += dumps_parts(chunk)
+        pieces.append(b"\n\n")
+    if tail:
+        pieces.append(tail)
+    return coalesce(pieces)
+
+
+def coalesce(pieces: list[bytes], target: int = SLICE) -> list[bytes]:
+    """Consecutive pieces joined into writes of at most ``target`` bytes (a larger piece is a
+    write of its own), so small pieces cost one write and large ones are not copied again."""
+    writes: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        if group and size + len(piece) > target:
+            writes.append(group[0] if len(group) == 1 else b"".join(group))
+            group, size = [], 0
+        group.append(piece)
+        size += len(piece)
+    if group:
+        writes.append(group[0] if len(group) == 1 else b"".join(group))
+    return writes
 
 
 def completion_id() -> str:
@@ -156,9 +186,9 @@ class ChatCompletionRun:
                             chunks += translator.feed(event)
                     finally:  # what came before a failure still goes out first
                         if chunks:
-                            await self._send_body(send, encode_chunks(chunks), headers)
-            tail = encode_chunks(translator.finish()) + DONE
-            await self._send_body(send, tail, headers, more=False)
+                            await self._send_writes(send, encode_chunks(chunks), headers)
+            tail = encode_chunks(translator.finish(), DONE)
+            await self._send_writes(send, tail, headers, more=False)
 
     async def _send_body(
         self, send: Send, payload: bytes, headers: Mapping[str, str], more: bool = True
@@ -167,6 +197,13 @@ class ChatCompletionRun:
             await _start_event_stream(send, headers)
             self._started = True
         await send({"type": "http.response.body", "body": payload, "more_body": more})
+
+    async def _send_writes(
+        self, send: Send, writes: list[bytes], headers: Mapping[str, str], more: bool = True
+    ) -> None:
+        last = len(writes) - 1
+        for index, payload in enumerate(writes):
+            await self._send_body(send, payload, headers, more or index < last)
 
     async def _fail(self, send: Send, error: OpenAIError) -> None:
         """Before the first byte: a JSON error with its status. After: one SSE error event."""

@@ -23,7 +23,7 @@ from ..translate import errors
 from ..translate.errors import LOGIN_HINT, OpenAIError
 from .auth import CHATGPT, AuthProvider, Credentials
 from .pool import ShardedTransport
-from .sse import SSEDecoder
+from .sse import Event, SSEDecoder
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
 STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -54,19 +54,11 @@ class UpstreamStream:
         decoder = SSEDecoder()
         try:
             async for raw in self._response.aiter_bytes():
-                batch: list[dict[str, Any]] = []
-                for name, data in decoder.feed(raw):
-                    if not data:
-                        if name and name != "message":
-                            batch.append({"type": name})
-                        continue
-                    if data == b"[DONE]":
-                        if batch:
-                            yield batch
-                        return
-                    batch.append(_parse_event(data))
+                batch, done = _parse_events(decoder.feed(raw))
                 if batch:
                     yield batch
+                if done:
+                    return
         except httpx.TimeoutException:
             raise errors.upstream_timeout(self._idle_timeout) from None
         except httpx.TransportError as exc:
@@ -78,6 +70,21 @@ class UpstreamStream:
                 None,
                 "upstream_stream_truncated",
             ) from None
+
+
+def _parse_events(events: list[Event]) -> tuple[list[dict[str, Any]], bool]:
+    """The events one read completed, parsed, and whether ``[DONE]`` ended the stream. A
+    function of its own so that no raw data line (a 20 MB image) outlives it."""
+    batch: list[dict[str, Any]] = []
+    for name, data in events:
+        if not data:
+            if name and name != "message":
+                batch.append({"type": name})
+            continue
+        if data == b"[DONE]":
+            return batch, True
+        batch.append(_parse_event(data))
+    return batch, False
 
 
 def _parse_event(data: bytes | memoryview) -> dict[str, Any]:
