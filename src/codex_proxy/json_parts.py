@@ -1,4 +1,4 @@
-"""JSON encoding that never copies a huge string whole.
+"""JSON encoding and decoding that never copy a huge string whole.
 
 An answer carrying a 20 MB image as a data URI would otherwise exist three times at once: as the
 Python string, as the encoded JSON document, and as that document joined with its SSE framing.
@@ -6,12 +6,17 @@ Here the document is encoded with a placeholder in place of every large string, 
 string is then encoded slice by slice between the pieces, so it is written out in pieces of
 ``SLICE`` characters and the whole never exists a second time. The bytes are exactly those of
 ``orjson.dumps`` (JSON escaping works character by character, so slices escape the same).
+
+Decoding has the mirror problem: orjson copies its input and reserves a value pool in proportion
+to it, so a 20 MB upstream event briefly costs well over ten times its size. :func:`loads_large`
+cuts the known image fields out of the raw bytes first, parses the small rest, and puts each
+image back as a string made straight from the raw bytes.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -21,23 +26,26 @@ LARGE = 1024 * 1024
 SLICE = 1024 * 1024
 _PLACEHOLDER = "\x00codex-proxy-splice-" + secrets.token_hex(8)
 _ENCODED_PLACEHOLDER = orjson.dumps(_PLACEHOLDER)
+IMAGE_FIELDS = (b'"result":"', b'"partial_image_b64":"')
+"""Where the Responses API puts base64 images, as they appear in its compact JSON."""
 
 
-def dumps_parts(value: Any, large: int = LARGE) -> list[bytes]:
-    """``orjson.dumps(value)`` as a list of byte strings whose concatenation is that document;
-    a document without large strings (nearly all of them) comes back as one piece."""
+def dumps_parts(value: Any, large: int = LARGE) -> Iterator[bytes]:
+    """``orjson.dumps(value)`` as byte strings whose concatenation is that document, made as
+    they are taken; a document without large strings (nearly all) comes as one piece."""
     if not _has_large(value, large):
-        return [orjson.dumps(value)]
+        yield orjson.dumps(value)
+        return
     found: list[str] = []
     pieces = orjson.dumps(_swap_large(value, large, found)).split(_ENCODED_PLACEHOLDER)
     if len(pieces) != len(found) + 1:  # the placeholder itself in the data: encode plainly
-        return [orjson.dumps(value)]
-    out = [pieces[0]]
+        yield orjson.dumps(value)
+        return
+    yield pieces[0]
     for text, after in zip(found, pieces[1:], strict=True):
-        out.append(b'"')
-        out.extend(_encode_slices(text))
-        out.append(b'"' + after)
-    return out
+        yield b'"'
+        yield from _encode_slices(text)
+        yield b'"' + after
 
 
 def _has_large(value: Any, large: int) -> bool:
@@ -78,3 +86,61 @@ def _swap_large(value: Any, large: int, found: list[str]) -> Any:
 def _encode_slices(text: str) -> Iterator[bytes]:
     for start in range(0, len(text), SLICE):
         yield orjson.dumps(text[start : start + SLICE])[1:-1]
+
+
+def loads_large(data: bytes, fields: Sequence[bytes] = IMAGE_FIELDS, large: int = LARGE) -> Any:
+    """``orjson.loads(data)`` for a document that may hold huge strings under ``fields``
+    (``b'"name":"'``): each such value with no escape in it is taken out of the raw bytes
+    before parsing. Anything unusual is left to ``orjson.loads`` itself, so the result (or the
+    ``JSONDecodeError``) is the one it would give, with one exception not worth a 25 ms scan of
+    every image: a raw control character inside such a value, which strict JSON forbids, is
+    kept rather than refused."""
+    cuts: list[tuple[int, int]] = []
+    for field in fields:
+        start = data.find(field)
+        while start >= 0:
+            begin = start + len(field)
+            end = data.find(b'"', begin)
+            if end < 0:
+                break
+            if end - begin >= large and data.find(b"\\", begin, end) < 0:
+                cuts.append((begin, end))
+            start = data.find(field, end + 1)
+    if not cuts or _PLACEHOLDER_RAW in data:
+        return orjson.loads(data)
+    cuts.sort()
+    view = memoryview(data)
+    try:
+        texts = [str(view[begin:end], "utf-8") for begin, end in cuts]
+    except UnicodeDecodeError:
+        return orjson.loads(data)
+    rest: list[bytes] = []
+    offset = 0
+    for begin, end in cuts:
+        rest += (data[offset:begin], _PLACEHOLDER_RAW)
+        offset = end
+    rest.append(data[offset:])
+    try:
+        skeleton = orjson.loads(b"".join(rest))
+    except orjson.JSONDecodeError:
+        return orjson.loads(data)
+    texts.reverse()
+    value = _restore(skeleton, texts)
+    if texts:  # a placeholder went missing (it cannot, in valid JSON): trust orjson alone
+        return orjson.loads(data)
+    return value
+
+
+_PLACEHOLDER_RAW = _ENCODED_PLACEHOLDER[1:-1]
+
+
+def _restore(value: Any, texts: list[str]) -> Any:
+    """``value`` with each placeholder replaced, in document order, by the next of ``texts``
+    (given in reverse, taken from the end)."""
+    if type(value) is str:
+        return texts.pop() if value == _PLACEHOLDER and texts else value
+    if type(value) is dict:
+        return {key: _restore(item, texts) for key, item in value.items()}
+    if type(value) is list:
+        return [_restore(item, texts) for item in value]
+    return value

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -43,20 +43,26 @@ _TICK = object()
 
 def json_response_parts(
     status: int, payload: Any, headers: Mapping[str, str] | None = None
-) -> list[dict[str, Any]]:
-    """The ASGI messages of a complete JSON answer: the start, then the body in one piece, or
-    in slices when it carries a huge string (an image), so it is never copied whole."""
+) -> Iterator[dict[str, Any]]:
+    """The ASGI messages of a complete JSON answer, made as they are sent: the body in one
+    piece with its length, or, when it carries a huge string (an image), in slices without a
+    length (chunked), so that the string is never copied whole."""
     pieces = coalesce(dumps_parts(payload))
-    size = sum(len(piece) for piece in pieces)
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(size).encode())]
+    first = next(pieces)
+    second = next(pieces, None)
+    raw = [(b"content-type", b"application/json")]
+    if second is None:
+        raw.append((b"content-length", str(len(first)).encode()))
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    messages: list[dict[str, Any]] = [
-        {"type": "http.response.start", "status": status, "headers": raw}
-    ]
-    last = len(pieces) - 1
-    for index, piece in enumerate(pieces):
-        messages.append({"type": "http.response.body", "body": piece, "more_body": index < last})
-    return messages
+    yield {"type": "http.response.start", "status": status, "headers": raw}
+    if second is None:
+        yield {"type": "http.response.body", "body": first, "more_body": False}
+        return
+    yield {"type": "http.response.body", "body": first, "more_body": True}
+    for piece in pieces:
+        yield {"type": "http.response.body", "body": second, "more_body": True}
+        second = piece
+    yield {"type": "http.response.body", "body": second, "more_body": False}
 
 
 async def send_error(
@@ -69,34 +75,35 @@ async def send_error(
         await send(message)
 
 
-def encode_chunks(chunks: list[dict[str, Any]], tail: bytes = b"") -> list[bytes]:
-    """Chat chunks as SSE ``data:`` lines, then ``tail``: the writes to make, one for a batch of
-    ordinary chunks, slices of about ``SLICE`` bytes for a chunk that carries an image."""
-    pieces: list[bytes] = []
+def encode_chunks(chunks: list[dict[str, Any]], tail: bytes = b"") -> Iterator[bytes]:
+    """Chat chunks as SSE ``data:`` lines, then ``tail``, as the writes to make, made as they
+    are taken: one for a batch of ordinary chunks, slices of about ``SLICE`` bytes for a chunk
+    that carries an image, so that only one slice of it exists at a time."""
+    return coalesce(_sse_pieces(chunks, tail))
+
+
+def _sse_pieces(chunks: list[dict[str, Any]], tail: bytes) -> Iterator[bytes]:
     for chunk in chunks:
-        pieces.append(b"data: ")
-        pieces += dumps_parts(chunk)
-        pieces.append(b"\n\n")
+        yield b"data: "
+        yield from dumps_parts(chunk)
+        yield b"\n\n"
     if tail:
-        pieces.append(tail)
-    return coalesce(pieces)
+        yield tail
 
 
-def coalesce(pieces: list[bytes], target: int = SLICE) -> list[bytes]:
+def coalesce(pieces: Iterable[bytes], target: int = SLICE) -> Iterator[bytes]:
     """Consecutive pieces joined into writes of at most ``target`` bytes (a larger piece is a
     write of its own), so small pieces cost one write and large ones are not copied again."""
-    writes: list[bytes] = []
     group: list[bytes] = []
     size = 0
     for piece in pieces:
         if group and size + len(piece) > target:
-            writes.append(group[0] if len(group) == 1 else b"".join(group))
+            yield group[0] if len(group) == 1 else b"".join(group)
             group, size = [], 0
         group.append(piece)
         size += len(piece)
     if group:
-        writes.append(group[0] if len(group) == 1 else b"".join(group))
-    return writes
+        yield group[0] if len(group) == 1 else b"".join(group)
 
 
 def completion_id() -> str:
@@ -182,8 +189,7 @@ class ChatCompletionRun:
                         continue
                     chunks: list[dict[str, Any]] = []
                     try:
-                        for event in item:
-                            chunks += translator.feed(event)
+                        _translate_batch(translator, item, chunks)
                     finally:  # what came before a failure still goes out first
                         if chunks:
                             await self._send_writes(send, encode_chunks(chunks), headers)
@@ -199,11 +205,15 @@ class ChatCompletionRun:
         await send({"type": "http.response.body", "body": payload, "more_body": more})
 
     async def _send_writes(
-        self, send: Send, writes: list[bytes], headers: Mapping[str, str], more: bool = True
+        self, send: Send, writes: Iterator[bytes], headers: Mapping[str, str], more: bool = True
     ) -> None:
-        last = len(writes) - 1
-        for index, payload in enumerate(writes):
-            await self._send_body(send, payload, headers, more or index < last)
+        """Each write as soon as it is made; ``more`` tells whether the last one ends the body."""
+        held = next(writes, None)
+        for payload in writes:
+            await self._send_body(send, held, headers)
+            held = payload
+        if held is not None:
+            await self._send_body(send, held, headers, more)
 
     async def _fail(self, send: Send, error: OpenAIError) -> None:
         """Before the first byte: a JSON error with its status. After: one SSE error event."""
@@ -213,6 +223,18 @@ class ChatCompletionRun:
         log.warning("stream failed after it started: %s", error.message)
         payload = b"data: " + orjson.dumps(error.body()) + b"\n\n"
         await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def _translate_batch(
+    translator: ChatStreamTranslator, batch: list[dict[str, Any]], chunks: list[dict[str, Any]]
+) -> None:
+    """Feed ``batch`` to the translator, adding its chunks to ``chunks`` (kept on failure),
+    and empty ``batch``, so that an image event (20 MB) is not held while its chunk is sent."""
+    try:
+        for event in batch:
+            chunks += translator.feed(event)
+    finally:
+        batch.clear()
 
 
 def internal_error() -> OpenAIError:

@@ -17,6 +17,7 @@ import orjson
 
 from .. import __version__
 from ..config import Settings
+from ..json_parts import LARGE, loads_large
 from ..rate_limits import RateLimits
 from ..request_log import note_upstream
 from ..translate import errors
@@ -87,10 +88,10 @@ def _parse_events(events: list[Event]) -> tuple[list[dict[str, Any]], bool]:
     return batch, False
 
 
-def _parse_event(data: bytes | memoryview) -> dict[str, Any]:
+def _parse_event(data: bytes) -> dict[str, Any]:
     """One ``data:`` payload: a JSON object with a string ``type``, else OpenAIError."""
     try:
-        event = orjson.loads(data)
+        event = loads_large(data) if len(data) >= LARGE else orjson.loads(data)
     except orjson.JSONDecodeError:
         try:  # bytes that are not UTF-8: read them as text would have (with U+FFFD)
             event = orjson.loads(bytes(data).decode("utf-8", "replace"))
@@ -101,7 +102,7 @@ def _parse_event(data: bytes | memoryview) -> dict[str, Any]:
     return event
 
 
-def _head(data: bytes | memoryview) -> str:
+def _head(data: bytes) -> str:
     """The first 80 characters of a data line, for an error message."""
     return bytes(data[:320]).decode("utf-8", "replace")[:80]
 

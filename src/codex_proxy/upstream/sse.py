@@ -3,14 +3,14 @@ one network read at once.
 
 Same interpretation as ``httpx-sse`` (the WHATWG rules: lines end at ``\\r\\n``, ``\\r`` or
 ``\\n``; ``event``, ``data``, ``id``, ``retry`` fields; ``:`` comments; an event is dispatched
-at a blank line), but it works on bytes, so a data line is never decoded to text and copied
-again before ``orjson`` parses it, and a huge line (a 20 MB image) is collected piece by piece
-and joined once instead of being rescanned on every read.
+at a blank line), but it works on bytes, so a data line is never decoded to text before
+``orjson`` parses it, and a huge line (a 20 MB image) is collected piece by piece and joined
+once instead of being rescanned on every read.
 """
 
 from __future__ import annotations
 
-Event = tuple[str, bytes | memoryview]
+Event = tuple[str, bytes]
 """The event name (``""`` when the event had no ``event:`` field) and its data."""
 
 
@@ -23,7 +23,7 @@ class SSEDecoder:
         self._pending: list[bytes] = []  # pieces of the line not ended yet
         self._trailing_cr = False  # the last read ended in "\r": a "\n" next is the same break
         self._event = b""
-        self._data: list[bytes | memoryview] = []
+        self._data: list[bytes] = []
         self._last_id = b""
         self._retry = False
 
@@ -69,8 +69,8 @@ class SSEDecoder:
         return event
 
     def _field(self, line: bytes) -> None:
-        if line.startswith(b"data:"):  # the hot path: no copy of a big line
-            self._data.append(memoryview(line)[6 if line[5:6] == b" " else 5 :])
+        if line.startswith(b"data:"):  # the hot path
+            self._data.append(line[6 if line[5:6] == b" " else 5 :])
             return
         if line[:1] == b":":
             return
