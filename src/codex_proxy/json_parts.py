@@ -95,23 +95,12 @@ def loads_large(data: bytes, fields: Sequence[bytes] = IMAGE_FIELDS, large: int 
     ``JSONDecodeError``) is the one it would give, with one exception not worth a 25 ms scan of
     every image: a raw control character inside such a value, which strict JSON forbids, is
     kept rather than refused."""
-    cuts: list[tuple[int, int]] = []
-    for field in fields:
-        start = data.find(field)
-        while start >= 0:
-            begin = start + len(field)
-            end = data.find(b'"', begin)
-            if end < 0:
-                break
-            if end - begin >= large and data.find(b"\\", begin, end) < 0:
-                cuts.append((begin, end))
-            start = data.find(field, end + 1)
-    if not cuts or _PLACEHOLDER_RAW in data:
+    cuts = _large_values(data, fields, large)
+    if not cuts:
         return orjson.loads(data)
-    cuts.sort()
     view = memoryview(data)
     try:
-        texts = [str(view[begin:end], "utf-8") for begin, end in cuts]
+        texts = [_text(view[begin:end]) for begin, end in cuts]
     except UnicodeDecodeError:
         return orjson.loads(data)
     rest: list[bytes] = []
@@ -120,18 +109,57 @@ def loads_large(data: bytes, fields: Sequence[bytes] = IMAGE_FIELDS, large: int 
         rest += (data[offset:begin], _PLACEHOLDER_RAW)
         offset = end
     rest.append(data[offset:])
+    skeleton = b"".join(rest)
+    # The placeholder can only be in the data where nothing was cut (a cut value has no
+    # backslash), so the small skeleton tells whether the data itself holds it.
+    if skeleton.count(_PLACEHOLDER_RAW) != len(cuts):
+        return orjson.loads(data)
     try:
-        skeleton = orjson.loads(b"".join(rest))
+        value = orjson.loads(skeleton)
     except orjson.JSONDecodeError:
         return orjson.loads(data)
     texts.reverse()
-    value = _restore(skeleton, texts)
+    value = _restore(value, texts)
     if texts:  # a placeholder went missing (it cannot, in valid JSON): trust orjson alone
         return orjson.loads(data)
     return value
 
 
 _PLACEHOLDER_RAW = _ENCODED_PLACEHOLDER[1:-1]
+
+
+def _large_values(data: bytes, fields: Sequence[bytes], large: int) -> list[tuple[int, int]]:
+    """Where the values of ``fields`` that are at least ``large`` long and hold no escape
+    begin and end. Every field starts with a quote, so it steps from quote to quote (few,
+    outside the huge values) instead of searching the whole data once per field.
+
+    In valid JSON a ``"name":"`` found anywhere is a member whose value is a string: an
+    unescaped quote cannot sit inside a string, and after a closing quote only ``:``, ``,``
+    or a bracket may follow, never a name.
+    """
+    cuts: list[tuple[int, int]] = []
+    at = data.find(b'"')
+    while at >= 0:
+        for field in fields:
+            if data.startswith(field, at):
+                begin = at + len(field)
+                end = data.find(b'"', begin)
+                if end < 0:
+                    return cuts
+                if end - begin >= large and data.find(b"\\", begin, end) < 0:
+                    cuts.append((begin, end))
+                at = end
+                break
+        at = data.find(b'"', at + 1)
+    return cuts
+
+
+def _text(raw: memoryview) -> str:
+    """Base64 is ASCII, the fast decoder; anything else as UTF-8 (orjson's reading)."""
+    try:
+        return str(raw, "ascii")
+    except UnicodeDecodeError:
+        return str(raw, "utf-8")
 
 
 def _restore(value: Any, texts: list[str]) -> Any:

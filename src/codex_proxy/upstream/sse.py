@@ -44,20 +44,32 @@ class SSEDecoder:
                 self._pending.append(chunk)
             return []
         lines = chunk.split(b"\n")
+        first = 0
         if self._pending:
             self._pending.append(lines[0])
-            lines[0] = b"".join(self._pending)
+            self._long_line(self._pending)
             self._pending = []
+            first = 1
         rest = lines.pop()
         if rest:
             self._pending.append(rest)
         out: list[Event] = []
-        for line in lines:
+        for line in lines[first:] if first else lines:
             if line:
                 self._field(line)
             elif self._event or self._data or self._last_id or self._retry:
                 out.append(self._dispatch())
         return out
+
+    def _long_line(self, pieces: list[bytes]) -> None:
+        """A line that came in several reads (never empty: only non-empty pieces are kept).
+        A data line is joined without its field name, so a 20 MB image is copied once."""
+        head = pieces[0]
+        if head.startswith(b"data:") and len(head) > 5:
+            pieces[0] = head[6 if head[5:6] == b" " else 5 :]
+            self._data.append(b"".join(pieces))
+        else:
+            self._field(b"".join(pieces))
 
     def _dispatch(self) -> Event:
         data = self._data
