@@ -9,7 +9,7 @@ import pytest
 
 from codex_proxy.config import Settings
 from codex_proxy.mock.events import text_response
-from codex_proxy.mock.server import encode_event
+from codex_proxy.mock.server import Reply, encode_event
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.upstream.auth import AuthProvider
 from codex_proxy.upstream.client import UpstreamClient
@@ -75,3 +75,18 @@ def test_timeout_is_504_without_retry() -> None:
         run([httpx.ReadTimeout("slow"), httpx.ReadTimeout("slow")], calls)
     assert info.value.status == 504
     assert len(calls) == 1
+
+
+def test_upstream_goes_through_the_proxy_from_the_environment(
+    make_gateway, upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake upstream doubles as the proxy: an upstream host that does not exist is only
+    reachable through it, so an answer proves the proxy was used."""
+    monkeypatch.setenv("HTTP_PROXY", upstream.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # the test's own client: direct
+    gateway = make_gateway(upstream_base_url="http://upstream.invalid")
+    upstream.enqueue(Reply(events=text_response("via the proxy")))
+    answer = gateway.client().chat.completions.create(
+        model="gpt-5", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert answer.choices[0].message.content == "via the proxy"

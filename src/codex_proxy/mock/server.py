@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import uvicorn
@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codex_proxy.mock.events import ResponseScript, text_response, usage
 from codex_proxy.mock.images import image_b64, parse_size
@@ -779,7 +779,7 @@ class FakeUpstream:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def _build_app(self) -> Starlette:
+    def _build_app(self) -> ASGIApp:
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         routes = [
             Route("/_mock/enqueue", _json_endpoint(self._ctl_enqueue), methods=["POST"]),
@@ -788,7 +788,7 @@ class FakeUpstream:
             Route("/_mock/state", _json_endpoint(self._ctl_state), methods=["GET"]),
             Route("/{path:path}", self._handle, methods=methods),
         ]
-        return Starlette(routes=routes)
+        return _as_proxy(Starlette(routes=routes))
 
     async def _handle(self, request: Request) -> _ReplySender:
         recorded = await _record(request)
@@ -836,6 +836,20 @@ class FakeUpstream:
             "queued": self.queued,
             "requests": len(self.requests),
         }
+
+
+def _as_proxy(app: ASGIApp) -> ASGIApp:
+    """Also answer requests sent to it as an HTTP proxy (``POST http://host/path``), as if
+    they had come straight to ``/path``: tests prove a client honours ``HTTP_PROXY`` with it."""
+
+    async def proxied(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(("http://", "https://")):
+            target = urlsplit(path).path or "/"
+            scope = {**scope, "path": target, "raw_path": target.encode()}
+        await app(scope, receive, send)
+
+    return proxied
 
 
 async def _record(request: Request) -> RecordedRequest:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import re
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -118,12 +119,20 @@ def make_http_client(
         pool=settings.upstream_connect_timeout,
     )
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+    if transport is None and not proxies_configured():
+        transport = ShardedTransport(limits)
     return httpx.AsyncClient(
-        timeout=timeout,
-        transport=transport or ShardedTransport(limits),
-        limits=limits,
-        follow_redirects=False,
+        timeout=timeout, transport=transport, limits=limits, follow_redirects=False
     )
+
+
+def proxies_configured() -> bool:
+    """Whether ``HTTP(S)_PROXY``/``ALL_PROXY`` (or, on macOS, the system settings) name a
+    proxy. httpx honours those only for the transports it builds itself, so then the client
+    keeps its own single pool and goes through the proxy, rather than the faster sharded pool
+    that would ignore it."""
+    found = urllib.request.getproxies()
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))
 
 
 class UpstreamClient:
