@@ -24,8 +24,8 @@ from ..request_log import note_upstream
 from ..translate import errors
 from ..translate.errors import LOGIN_HINT, OpenAIError
 from .auth import CHATGPT, AuthProvider, Credentials
-from .pool import ShardedTransport
 from .sse import Event, SSEDecoder
+from .wire import WireTransport
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
 STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -120,7 +120,7 @@ def make_http_client(
     )
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
     if transport is None and not proxies_configured():
-        transport = ShardedTransport(limits)
+        transport = WireTransport(limits)
     return httpx.AsyncClient(
         timeout=timeout, transport=transport, limits=limits, follow_redirects=False
     )
@@ -129,8 +129,8 @@ def make_http_client(
 def proxies_configured() -> bool:
     """Whether ``HTTP(S)_PROXY``/``ALL_PROXY`` (or, on macOS, the system settings) name a
     proxy. httpx honours those only for the transports it builds itself, so then the client
-    keeps its own single pool and goes through the proxy, rather than the faster sharded pool
-    that would ignore it."""
+    uses those and goes through the proxy, rather than the faster wire transport that would
+    ignore it."""
     found = urllib.request.getproxies()
     return any(found.get(scheme) for scheme in ("http", "https", "all"))
 
