@@ -519,23 +519,34 @@ def report(
 
 
 PROFILE = """\
-What the profile showed and what changed (py-spy on the gateway during scenario 2):
+What the profiles showed and what changed (py-spy on the gateway; tracemalloc for the image):
 
-- Before: one ASGI send and one socket write per upstream event, and httpx-sse decoding every
-  line to text, were the relay's own cost; httpcore's connection pool was the biggest single
-  item (about 40% of the CPU at 64 streams: it walks every connection, with a socket check per
-  idle one and an idle count inside that walk, whenever a request starts or ends).
-- Changed: `upstream/sse.py` parses SSE from raw bytes (same reading as httpx-sse, proven by a
-  property test) and hands orjson the data line without decoding or copying it; the relay turns
-  every event one network read brought (and whatever else is queued) into one write;
-  `encode_chunks` joins once; `upstream/pool.py` spreads upstream connections over 8 small pools.
-  Quick runs on this machine: throughput at c=64 went 59 -> 171 -> 253 req/s, relay CPU
-  25 -> 14 -> 8 us per delta.
-- Left: TTFB at c=1 is still ~2-3 ms over the floor: uvicorn runs its pure-Python h11 parser
-  and the asyncio loop here because `httptools`/`uvloop` (uvicorn[standard]) are not project
-  dependencies; Starlette routing, the per-request task group (disconnect watch) and the reader
-  task of the keep-alive ticker add the rest. The 20 MB image is copied about five times (line
-  join, JSON string, markdown, chunk JSON, ASGI body), hence the RSS growth above 3x.
+- First round. One ASGI send and one socket write per upstream event, and httpx-sse decoding
+  every line to text, were the relay's own cost; httpcore's connection pool was the biggest
+  single item (about 40% of the CPU at 64 streams: it walks every connection, with a socket
+  check per idle one, whenever a request starts or ends). Changed: `upstream/sse.py` parses SSE
+  from raw bytes (same reading as httpx-sse, proven by a property test); the relay writes every
+  event one network read brought in one send. Throughput at c=64 went 59 -> 253 req/s.
+- Second round, TTFB and throughput. At c=1 about half of the gateway's CPU per request was
+  still httpx's transport (httpcore's pool and h11, ~0.3 ms a request measured alone) and
+  uvicorn's pure-Python h11 server. Changed: `httptools` and `uvloop` are dependencies now
+  (uvicorn picks them up), and `upstream/wire.py` is a small HTTP/1.1 transport under httpx:
+  an asyncio protocol per connection, an idle list per origin, chunked bodies read with byte
+  searches, httpx's own exceptions (a property test feeds it bodies cut into arbitrary reads).
+  httpx stays the client (timeouts, headers, decoding); with a proxy configured it uses httpx's
+  own transports. Quick runs: added TTFB p50 +1.4 -> +0.8 ms, c=64 throughput 500 -> 826 req/s.
+- Second round, the 20 MB image. It existed about five times at once (the joined SSE line,
+  orjson's copy of its input plus a value pool reserved in proportion to it, over 200 MB of
+  address space, the parsed string, the markdown, the chunk JSON and its SSE framing). Changed:
+  a long data line is joined once without its field name; `json_parts.loads_large` cuts the
+  image out of the raw bytes, parses the small rest, and decodes the image straight to a
+  string (20 ms instead of orjson's ~100 ms); the chunk carrying it is encoded and sent in
+  1 MB slices as they are made (`json_parts.dumps_parts`, same bytes as `orjson.dumps`,
+  property-tested). Peak RSS growth 116 -> ~45 MB, added time 271 -> ~110 ms.
+- Left: what remains per request is spread thin (Starlette routing and middleware, the
+  translation, the disconnect watcher and keep-alive ticker tasks, each about 1-3%). The image
+  still costs three unavoidable copies (line, string, markdown) plus page faults on fresh
+  20 MB buffers.
 """
 
 
