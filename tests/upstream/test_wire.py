@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from collections.abc import Sequence
 
 import httpx
 import pytest
+import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -212,3 +214,31 @@ def test_no_body_for_204_and_interim_answers_are_skipped() -> None:
         assert response.content == b""
 
     asyncio.run(scenario())
+
+
+def test_https_verifies_the_certificate_with_httpx_own_trust_settings(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS as httpx sets it up (certifi, or ``SSL_CERT_FILE``): a server whose CA is trusted
+    answers; the same server is refused when its CA is not."""
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    trusted = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(trusted))
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecure"
+
+    async def fetch_over_tls() -> httpx.Response:
+        server = Server([[ok]])
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=server_context)
+        port = listener.sockets[0].getsockname()[1]
+        try:
+            return await fetch(f"https://localhost:{port}", WireTransport(LIMITS))
+        finally:
+            listener.close()
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(trusted))
+    assert asyncio.run(fetch_over_tls()).content == b"secure"
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(fetch_over_tls())

@@ -104,7 +104,7 @@ class Wire(asyncio.Protocol):
         self.transport.write(data)
         waiter = self._writer
         if waiter is not None:
-            await _wait(waiter, timeout, httpx.WriteTimeout("write timed out"), self.loop)
+            await _wait(waiter, timeout, httpx.WriteTimeout, self.loop)
             if self.eof:
                 raise httpx.WriteError("connection closed while writing")
 
@@ -114,7 +114,7 @@ class Wire(asyncio.Protocol):
             return
         self._reader = self.loop.create_future()
         try:
-            await _wait(self._reader, timeout, httpx.ReadTimeout("read timed out"), self.loop)
+            await _wait(self._reader, timeout, httpx.ReadTimeout, self.loop)
         finally:
             self._reader = None
 
@@ -166,7 +166,7 @@ class Wire(asyncio.Protocol):
 async def _wait(
     future: asyncio.Future[None],
     timeout: float | None,
-    error: Exception,
+    error: type[httpx.TimeoutException],
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     """Await ``future``; ``error`` if ``timeout`` passes first. A timer, not a task."""
@@ -180,9 +180,9 @@ async def _wait(
         timer.cancel()
 
 
-def _expire(future: asyncio.Future[None], error: Exception) -> None:
+def _expire(future: asyncio.Future[None], error: type[httpx.TimeoutException]) -> None:
     if not future.done():
-        future.set_exception(error)
+        future.set_exception(error("timed out waiting for the upstream"))
 
 
 class WireTransport(httpx.AsyncBaseTransport):
@@ -212,10 +212,10 @@ class WireTransport(httpx.AsyncBaseTransport):
                 await wire.write(b"".join(head), timeouts.get("write"))
                 await wire.write(body, timeouts.get("write"))
             status, reason, headers = await _read_head(wire, timeouts.get("read"))
+            stream = Body(self, origin, wire, request.method, status, headers, timeouts.get("read"))
         except BaseException:
             wire.close()
             raise
-        stream = Body(self, origin, wire, request.method, status, headers, timeouts.get("read"))
         return httpx.Response(
             status,
             headers=headers,
