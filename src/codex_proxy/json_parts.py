@@ -88,7 +88,9 @@ def _encode_slices(text: str) -> Iterator[bytes]:
         yield orjson.dumps(text[start : start + SLICE])[1:-1]
 
 
-def loads_large(data: bytes, fields: Sequence[bytes] = IMAGE_FIELDS, large: int = LARGE) -> Any:
+def loads_large(
+    data: bytes | bytearray, fields: Sequence[bytes] = IMAGE_FIELDS, large: int = LARGE
+) -> Any:
     """``orjson.loads(data)`` for a document that may hold huge strings under ``fields``
     (``b'"name":"'``): each such value with no escape in it is taken out of the raw bytes
     before parsing. Anything unusual is left to ``orjson.loads`` itself, so the result (or the
@@ -103,7 +105,7 @@ def loads_large(data: bytes, fields: Sequence[bytes] = IMAGE_FIELDS, large: int 
         texts = [_text(view[begin:end]) for begin, end in cuts]
     except UnicodeDecodeError:
         return orjson.loads(data)
-    rest: list[bytes] = []
+    rest: list[bytes | bytearray] = []
     offset = 0
     for begin, end in cuts:
         rest += (data[offset:begin], _PLACEHOLDER_RAW)
@@ -128,7 +130,9 @@ def loads_large(data: bytes, fields: Sequence[bytes] = IMAGE_FIELDS, large: int 
 _PLACEHOLDER_RAW = _ENCODED_PLACEHOLDER[1:-1]
 
 
-def _large_values(data: bytes, fields: Sequence[bytes], large: int) -> list[tuple[int, int]]:
+def _large_values(
+    data: bytes | bytearray, fields: Sequence[bytes], large: int
+) -> list[tuple[int, int]]:
     """Where the values of ``fields`` that are at least ``large`` long and hold no escape
     begin and end. Every field starts with a quote, so it steps from quote to quote (few,
     outside the huge values) instead of searching the whole data once per field.

@@ -89,7 +89,7 @@ def _parse_events(events: list[Event]) -> tuple[list[dict[str, Any]], bool]:
     return batch, False
 
 
-def _parse_event(data: bytes) -> dict[str, Any]:
+def _parse_event(data: bytes | bytearray) -> dict[str, Any]:
     """One ``data:`` payload: a JSON object with a string ``type``, else OpenAIError."""
     try:
         event = loads_large(data) if len(data) >= LARGE else orjson.loads(data)
@@ -103,7 +103,7 @@ def _parse_event(data: bytes) -> dict[str, Any]:
     return event
 
 
-def _head(data: bytes) -> str:
+def _head(data: bytes | bytearray) -> str:
     """The first 80 characters of a data line, for an error message."""
     return bytes(data[:320]).decode("utf-8", "replace")[:80]
 

@@ -10,7 +10,7 @@ once instead of being rescanned on every read.
 
 from __future__ import annotations
 
-Event = tuple[str, bytes]
+Event = tuple[str, bytes | bytearray]
 """The event name (``""`` when the event had no ``event:`` field) and its data."""
 
 
@@ -20,10 +20,10 @@ class SSEDecoder:
     __slots__ = ("_data", "_event", "_last_id", "_pending", "_retry", "_trailing_cr")
 
     def __init__(self) -> None:
-        self._pending: list[bytes] = []  # pieces of the line not ended yet
+        self._pending = bytearray()  # the line not ended yet: grows in place, never joined
         self._trailing_cr = False  # the last read ended in "\r": a "\n" next is the same break
         self._event = b""
-        self._data: list[bytes] = []
+        self._data: list[bytes | bytearray] = []
         self._last_id = b""
         self._retry = False
 
@@ -40,19 +40,18 @@ class SSEDecoder:
                 self._trailing_cr = True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if b"\n" not in chunk:
-            if chunk:
-                self._pending.append(chunk)
+            self._pending += chunk
             return []
         lines = chunk.split(b"\n")
         first = 0
         if self._pending:
-            self._pending.append(lines[0])
+            self._pending += lines[0]
             self._long_line(self._pending)
-            self._pending = []
+            self._pending = bytearray()
             first = 1
         rest = lines.pop()
         if rest:
-            self._pending.append(rest)
+            self._pending += rest
         out: list[Event] = []
         for line in lines[first:] if first else lines:
             if line:
@@ -61,15 +60,14 @@ class SSEDecoder:
                 out.append(self._dispatch())
         return out
 
-    def _long_line(self, pieces: list[bytes]) -> None:
-        """A line that came in several reads (never empty: only non-empty pieces are kept).
-        A data line is joined without its field name, so a 20 MB image is copied once."""
-        head = pieces[0]
-        if head.startswith(b"data:") and len(head) > 5:
-            pieces[0] = head[6 if head[5:6] == b" " else 5 :]
-            self._data.append(b"".join(pieces))
+    def _long_line(self, line: bytearray) -> None:
+        """A line that came in several reads (never empty). A data line is handed on as the
+        buffer it grew in, minus its field name, so a 20 MB image is never copied here."""
+        if line.startswith(b"data:"):
+            del line[: 6 if line[5:6] == b" " else 5]  # cheap: bytearray drops its head in place
+            self._data.append(line)
         else:
-            self._field(b"".join(pieces))
+            self._field(bytes(line))
 
     def _dispatch(self) -> Event:
         data = self._data
