@@ -535,14 +535,14 @@ What the profiles showed and what changed (py-spy on the gateway; tracemalloc fo
   searches, httpx's own exceptions (a property test feeds it bodies cut into arbitrary reads).
   httpx stays the client (timeouts, headers, decoding); with a proxy configured it uses httpx's
   own transports. Quick runs: added TTFB p50 +1.4 -> +0.8 ms, c=64 throughput 500 -> 826 req/s.
-- Second round, the 20 MB image. It existed about five times at once (the joined SSE line,
-  orjson's copy of its input plus a value pool reserved in proportion to it, over 200 MB of
-  address space, the parsed string, the markdown, the chunk JSON and its SSE framing). Changed:
-  a long data line is joined once without its field name; `json_parts.loads_large` cuts the
-  image out of the raw bytes, parses the small rest, and decodes the image straight to a
-  string (20 ms instead of orjson's ~100 ms); the chunk carrying it is encoded and sent in
-  1 MB slices as they are made (`json_parts.dumps_parts`, same bytes as `orjson.dumps`,
-  property-tested). Peak RSS growth 116 -> ~45 MB, added time 271 -> ~110 ms.
+- Second round, the 20 MB image. It existed about five times at once (the line collected in
+  64 KB pieces and their join, orjson's copy of its input plus a value pool reserved in
+  proportion to it, over 200 MB of address space, the parsed string, the markdown, the chunk
+  JSON and its SSE framing). Changed: a line that spans reads grows in one bytearray and is
+  handed on without its field name; `json_parts.loads_large` cuts the image out of the raw
+  bytes, parses the small rest, and decodes the image straight to a string (20 ms instead of
+  orjson's ~100 ms); the chunk carrying it is encoded and sent in 1 MB slices as they are made
+  (`json_parts.dumps_parts`, same bytes as `orjson.dumps`, property-tested).
 - Left: what remains per request is spread thin (Starlette routing and middleware, the
   translation, the disconnect watcher and keep-alive ticker tasks, each about 1-3%). The image
   still costs three unavoidable copies (line, string, markdown) plus page faults on fresh
