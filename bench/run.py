@@ -533,8 +533,12 @@ What the profiles showed and what changed (py-spy on the gateway; tracemalloc fo
   (uvicorn picks them up), and `upstream/wire.py` is a small HTTP/1.1 transport under httpx:
   an asyncio protocol per connection, an idle list per origin, chunked bodies read with byte
   searches, httpx's own exceptions (a property test feeds it bodies cut into arbitrary reads).
-  httpx stays the client (timeouts, headers, decoding); with a proxy configured it uses httpx's
-  own transports. Quick runs: added TTFB p50 +1.4 -> +0.8 ms, c=64 throughput 500 -> 826 req/s.
+  The next profile showed httpx's client layer (its cookie jar alone ~8%, request building,
+  redirect and auth plumbing) and anyio task groups and cancel scopes (the disconnect watch, the
+  keep-alive ticker) as the largest items; the event-stream POST now goes straight to the wire
+  transport, and both relay helpers are plain asyncio. httpx stays the client for everything
+  else, and with a proxy configured its own transports carry everything. Quick runs: added
+  TTFB p50 +1.4 -> +0.8 ms, c=64 throughput 500 -> 970 req/s.
 - Second round, the 20 MB image. It existed about five times at once (the line collected in
   64 KB pieces and their join, orjson's copy of its input plus a value pool reserved in
   proportion to it, over 200 MB of address space, the parsed string, the markdown, the chunk
