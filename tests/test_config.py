@@ -79,6 +79,7 @@ def test_aliases_models_and_compat_names(tmp_path: Path, monkeypatch: pytest.Mon
         ("CODEX_MODEL_ALIASES", "[1]", "CODEX_MODEL_ALIASES must map names to strings"),
         ("CODEX_MODEL_ALIASES", "{oops", "CODEX_MODEL_ALIASES must be a JSON object"),
         ("CODEX_UPSTREAM_IDLE_TIMEOUT", "-1", "must be greater than 0"),
+        ("CODEX_UPSTREAM_TRANSPORT", "h2", "CODEX_UPSTREAM_TRANSPORT must be one of wire, httpx"),
     ],
 )
 def test_bad_values_name_the_variable(

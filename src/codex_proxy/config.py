@@ -35,6 +35,7 @@ AUTH_MODES = ("auto", "chatgpt", "api_key")
 IMAGE_DELIVERIES = ("markdown", "images", "both", "url")
 IMAGE_HISTORY_MODES = ("last", "all", "none")
 LOG_FORMATS = ("text", "json")
+UPSTREAM_TRANSPORTS = ("wire", "httpx")
 ENV_FILE_VARIABLE = "CODEX_ENV_FILE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -66,6 +67,7 @@ class Settings:
     reasoning_summary: str = "auto"
     upstream_idle_timeout: float = 300.0
     upstream_connect_timeout: float = 10.0
+    upstream_transport: str = "wire"
     sse_keepalive_seconds: float = 15.0
     refresh_skew_seconds: float = 300.0
     client_version: str = DEFAULT_CLIENT_VERSION
@@ -189,6 +191,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         reasoning_summary=(get("CODEX_REASONING_SUMMARY") or "auto").strip().lower(),
         upstream_idle_timeout=_float(env, "CODEX_UPSTREAM_IDLE_TIMEOUT", 300.0),
         upstream_connect_timeout=_float(env, "CODEX_UPSTREAM_CONNECT_TIMEOUT", 10.0),
+        upstream_transport=_choice(env, "CODEX_UPSTREAM_TRANSPORT", UPSTREAM_TRANSPORTS),
         sse_keepalive_seconds=_float(env, "CODEX_SSE_KEEPALIVE_SECONDS", 15.0),
         refresh_skew_seconds=_float(env, "CODEX_REFRESH_SKEW_SECONDS", 300.0),
         client_version=get("CODEX_CLIENT_VERSION") or DEFAULT_CLIENT_VERSION,

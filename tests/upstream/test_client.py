@@ -12,7 +12,7 @@ from codex_proxy.mock.events import text_response
 from codex_proxy.mock.server import Reply, encode_event
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.upstream.auth import AuthProvider
-from codex_proxy.upstream.client import UpstreamClient
+from codex_proxy.upstream.client import UpstreamClient, make_http_client
 
 SETTINGS = Settings(mock=True, upstream_base_url="http://upstream.test")
 SSE = b"".join(encode_event(e) for e in text_response("fresh connection"))
@@ -90,3 +90,17 @@ def test_upstream_goes_through_the_proxy_from_the_environment(
         model="gpt-5", messages=[{"role": "user", "content": "hi"}]
     )
     assert answer.choices[0].message.content == "via the proxy"
+
+
+def test_httpx_transport_setting_serves_the_same(make_gateway, upstream) -> None:
+    """``CODEX_UPSTREAM_TRANSPORT=httpx`` is the fallback to httpx's standard transport."""
+    assert make_http_client(Settings()).wire is not None
+    assert make_http_client(Settings(upstream_transport="httpx")).wire is None
+    gateway = make_gateway(upstream_transport="httpx")
+    upstream.enqueue(Reply(events=text_response("through httpx")))
+    answer = gateway.client().chat.completions.create(
+        model="gpt-5", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in answer if c.choices) == (
+        "through httpx"
+    )

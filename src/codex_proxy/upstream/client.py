@@ -120,7 +120,7 @@ def make_http_client(
     )
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
     wire = None
-    if transport is None and not proxies_configured():
+    if transport is None and settings.upstream_transport == "wire" and not proxies_configured():
         transport = wire = WireTransport(limits)
     client = UpstreamHTTP(
         timeout=timeout, transport=transport, limits=limits, follow_redirects=False
