@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 
 from bench import procs
+from bench.results import RESULTS, write_section
 from bench.targets import ROOT, Target, all_targets, imagegen_script, install_peers
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Benchmarks"
 MB = 1024 * 1024
 
@@ -554,18 +554,6 @@ What the profiles showed and what changed (py-spy on the gateway; tracemalloc fo
 """
 
 
-def write_results(section: str) -> None:
-    """Replace our section of RESULTS.md (or append it), keeping every other section."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Results\n\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts, under a minute")
@@ -603,6 +591,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_results(section)
+        write_section(SECTION, section)
         print(f"written to {RESULTS.relative_to(ROOT)}")
     return 0

@@ -38,9 +38,9 @@ from typing import Any
 import httpx
 
 from bench import procs
+from bench.results import RESULTS, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Soak"
 MODEL = "gpt-5.2-codex"
 TOKEN_LIFETIME = 120.0  # seconds; with a 60 s refresh skew: a refresh every minute
@@ -438,18 +438,6 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; load average at start {load}"
 
 
-def write_results(section: str) -> None:
-    """Replace the Soak section of RESULTS.md (or append it), keeping the others."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Results\n\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -554,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_results(section)
+        write_section(SECTION, section)
         print(f"written to {RESULTS.relative_to(ROOT)}")
     passed = verdict(soak.intervals)[0] and not tracebacks
     return 0 if passed else 1

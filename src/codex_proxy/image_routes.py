@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .config import Settings
+from .image_magic import sniff_format
 from .image_store import image_file_url
 from .images import IMAGE_TOOL, MIME_TYPES, ImageOptionError, ImageRenderer, check_option, data_uri
 from .relay import cancelled_on_disconnect, internal_error
@@ -115,7 +116,7 @@ def edit_request(
         )
     uris = []
     for index, data in enumerate(images):
-        fmt = sniff_image(data)
+        fmt = sniff_format(data)
         if fmt is None:
             which = f"image {index + 1} of {len(images)}" if len(images) > 1 else "image"
             raise errors.invalid_request(
@@ -125,7 +126,7 @@ def edit_request(
     request = _image_request(fields, defaults, EDIT_OPTIONS, from_text=True)
     tool = {**request.tool, "action": "edit"}
     if mask is not None:
-        if sniff_image(mask) != "png":
+        if sniff_format(mask) != "png":
             raise errors.invalid_request(
                 "The mask must be a PNG file (with an alpha channel).",
                 "mask",
@@ -152,17 +153,6 @@ def responses_body(request: ImageRequest, *, model: str, instructions: str) -> d
         "store": False,
         "stream": True,
     }
-
-
-def sniff_image(data: bytes) -> str | None:
-    """png, jpeg or webp from the magic bytes (never trust a file name or content type)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
 
 
 def _image_request(

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from .image_magic import sniff_format
 from .imagegen_credentials import TOKEN_ENV, Credentials, display_url, resolve
 from .imagegen_files import (
     SUFFIX_FORMATS,
     Target,
     dimensions,
     plan_target,
-    sniff_format,
     taken,
     write_image,
 )

@@ -118,18 +118,6 @@ def _umask() -> int:
 # -- what the bytes are ----------------------------------------------------------------------
 
 
-def sniff_format(data: bytes) -> str | None:
-    """png, jpeg or webp from the magic bytes; the answer's own claims are not trusted. (The
-    gateway's ``image_routes.sniff_image`` does the same, but importing it loads starlette.)"""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
 def dimensions(data: bytes, fmt: str) -> tuple[int, int] | None:
     """``(width, height)`` read from the header, or None when it cannot be found."""
     try:

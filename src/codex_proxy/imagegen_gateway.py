@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .image_magic import sniff_format
 from .imagegen_credentials import Credentials, display_url
-from .imagegen_files import sniff_format
 
 if TYPE_CHECKING:
     import httpx
