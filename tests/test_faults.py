@@ -28,7 +28,7 @@ from codex_proxy.mock.events import ResponseScript, text_response
 from codex_proxy.mock.server import Drop, FakeUpstream, Pause, RawData, Reply, ReplyItem
 from codex_proxy.mock.tokens import fake_jwt
 
-from .conftest import Gateway, start_gateway, write_auth_json
+from .conftest import Gateway, start_gateway, wait_for, write_auth_json
 
 MODEL = "gpt-5.2-codex"
 USER = [{"role": "user", "content": "hi"}]
@@ -37,15 +37,6 @@ IDLE = 0.5  # the idle timeout of this module's gateway, so stalls fail fast
 
 def body(stream: bool = False, **extra: Any) -> dict[str, Any]:
     return {"model": MODEL, "messages": USER, "stream": stream, **extra}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @dataclass

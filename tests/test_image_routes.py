@@ -19,7 +19,7 @@ from codex_proxy.mock.events import ResponseScript, usage
 from codex_proxy.mock.server import FakeUpstream, Pause, Reply
 from codex_proxy.translate.errors import OpenAIError
 
-from .conftest import Gateway
+from .conftest import Gateway, wait_for
 
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
@@ -61,15 +61,6 @@ def image_events(
     )
     s.completed(usage_)
     return [*head, *([Pause(pause)] if pause else []), *s.events[len(head) :]]
-
-
-def wait_for(predicate: Any, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 # -- generations -----------------------------------------------------------------------------

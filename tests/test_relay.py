@@ -16,7 +16,7 @@ import pytest
 from codex_proxy.mock.events import ResponseScript, text_response, usage
 from codex_proxy.mock.server import Drop, FakeUpstream, Pause, RawData, Reply
 
-from .conftest import ACCOUNT_ID, Gateway
+from .conftest import ACCOUNT_ID, Gateway, wait_for
 
 USER = [{"role": "user", "content": "Say hello"}]
 WEATHER_TOOL = {
@@ -42,15 +42,6 @@ def two_calls_script() -> list[dict]:
     s.function_call("get_weather", ['{"city":"Ro', 'me"}'], call_id="call_rome")
     s.completed(usage(30, 10, reasoning=4))
     return s.events
-
-
-def wait_for(predicate, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 # -- non-streaming ---------------------------------------------------------------------------
@@ -407,7 +398,7 @@ def test_streaming_disconnect_cancels_upstream(gateway: Gateway, upstream: FakeU
     closed_at = time.monotonic()
     assert wait_for(lambda: upstream.disconnects > before, timeout=3)
     assert time.monotonic() - closed_at < 1.5
-    assert wait_for(lambda: upstream.open_streams == 0)
+    assert wait_for(lambda: upstream.open_streams == 0, timeout=2)
 
 
 def test_non_streaming_disconnect_cancels_upstream(

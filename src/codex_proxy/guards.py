@@ -52,7 +52,6 @@ class BodyLimit:
             await send_error(send, too_large(self.max_bytes), {"connection": "close"})
             return
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -63,17 +62,11 @@ class BodyLimit:
                     raise BodyTooLarge
             return message
 
-        async def watching_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, watching_send)
+            # Every route reads its whole body before it answers, so the 413 always goes out
+            # before any other response has started; send is not wrapped (it is on the hot path).
+            await self.app(scope, counting_receive, send)
         except BodyTooLarge:
-            if started:  # pragma: no cover - every route reads its body before answering
-                raise
             await send_error(send, too_large(self.max_bytes), {"connection": "close"})
 
 
