@@ -15,10 +15,10 @@ import openai
 import pytest
 import uvicorn
 
-from codex_proxy.app import create_app
 from codex_proxy.config import Settings
 from codex_proxy.mock.server import FakeUpstream
 from codex_proxy.mock.tokens import MOCK_ACCOUNT_ID, fake_jwt, id_token
+from codex_proxy.server.app import create_app
 
 ACCOUNT_ID = MOCK_ACCOUNT_ID
 USER_AGENT_PREFIX = "codex_cli_rs/0.135.0 ("

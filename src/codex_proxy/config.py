@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from dotenv import dotenv_values
 
+from codex_proxy._image_options import IMAGE_ENV_OPTIONS, ImageOptionError, check_option
+
 CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/codex"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 REFRESH_TOKEN_URL = "https://auth.openai.com/oauth/token"
@@ -234,8 +236,6 @@ def default_image_dir(env: Mapping[str, str]) -> Path:
 
 def _image_options(env: Mapping[str, str]) -> dict[str, Any]:
     """The configured image tool options; only those that are set (format defaults to png)."""
-    from .images import IMAGE_ENV_OPTIONS, ImageOptionError, check_option
-
     options: dict[str, Any] = {}
     for name, field_name in IMAGE_ENV_OPTIONS.items():
         raw = env.get(name)
@@ -314,3 +314,25 @@ def _string_map(raw: str | None, name: str, example: str) -> dict[str, str]:
     ):
         raise ConfigError(f"{name} must map names to strings, e.g. {example}")
     return value
+
+
+def refuse_reason(settings: Settings) -> str | None:
+    """Why the gateway must not start as configured, or None."""
+    if settings.gateway_token or settings.loopback_only or settings.allow_no_auth:
+        return None
+    return (
+        f"refusing to listen on {settings.host} without CODEX_GATEWAY_TOKEN: anyone who can reach "
+        "the port could use your subscription. Set CODEX_GATEWAY_TOKEN, bind to 127.0.0.1, or set "
+        "CODEX_ALLOW_NO_AUTH=1 if something in front of the gateway already checks access."
+    )
+
+
+def local_url(host: str, port: int) -> str:
+    """Where a local client reaches a gateway bound to ``host``."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host in ("::", "[::]"):
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"

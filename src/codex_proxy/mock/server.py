@@ -26,7 +26,6 @@ import uuid
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from codex_proxy.mock.events import ResponseScript, text_response, usage
 from codex_proxy.mock.images import image_b64, parse_size
 from codex_proxy.mock.tokens import FakeTokenIssuer
+from codex_proxy.mock.types import Drop, Pause, RawData, RecordedRequest, Reply, ReplyItem
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -56,67 +56,6 @@ __all__ = [
     "reply_from_json",
     "strict_error",
 ]
-
-# -- scripting types -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Sleep before the next item; the connection stays open (a stalled upstream)."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Close the connection mid-stream, without the terminating chunk (a dying upstream)."""
-
-
-@dataclass(frozen=True)
-class RawData:
-    """Bytes written verbatim, for malformed or oversized SSE lines."""
-
-    data: bytes
-
-
-ReplyItem = dict[str, Any] | Pause | Drop | RawData
-
-
-@dataclass
-class Reply:
-    """One scripted answer: an SSE stream when ``events`` is set, else a plain ``body``."""
-
-    events: list[ReplyItem] | None = None
-    status: int = 200
-    body: bytes | dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0
-
-
-@dataclass
-class RecordedRequest:
-    """What the fake received, for assertions on the gateway's upstream requests."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    raw: bytes
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able view for ``GET /_mock/requests`` (``raw`` only when not JSON)."""
-        out: dict[str, Any] = {
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "headers": self.headers,
-            "body": self.body,
-        }
-        if self.body is None and self.raw:
-            out["raw"] = self.raw.decode("utf-8", "replace")
-        return out
-
 
 # -- wire helpers ----------------------------------------------------------------------------
 

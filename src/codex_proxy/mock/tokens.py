@@ -11,12 +11,11 @@ import itertools
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from codex_proxy.mock.server import RecordedRequest, Reply
+from codex_proxy.mock.types import RecordedRequest, Reply
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 MOCK_ACCOUNT_ID = "acct-mock-123"
@@ -71,8 +70,6 @@ class FakeTokenIssuer:
         self.lifetime, self.delay, self.account_id = 3600.0, 0.0, MOCK_ACCOUNT_ID
 
     def reply(self, request: RecordedRequest) -> Reply:
-        from codex_proxy.mock.server import Reply
-
         with self._lock:
             if self._queue:
                 return self._queue.popleft()

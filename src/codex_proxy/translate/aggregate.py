@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from codex_proxy.translate.stream import ChatStreamTranslator, Chunk
 
 if TYPE_CHECKING:
-    from codex_proxy.images import ImageRenderer
+    from codex_proxy.translate.images import ImageRenderer
 
 
 class ChatCompletionBuilder:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from codex_proxy.translate import errors
 
 if TYPE_CHECKING:
-    from codex_proxy.images import ImageRenderer
+    from codex_proxy.translate.images import ImageRenderer
 
 Chunk = dict[str, Any]
 Event = Mapping[str, Any]

@@ -19,9 +19,9 @@ import anyio
 import httpx
 import orjson
 
-from ..config import Settings
-from ..translate.errors import LOGIN_HINT, OpenAIError
-from .auth_store import (
+from codex_proxy.config import Settings
+from codex_proxy.translate.errors import LOGIN_HINT, OpenAIError
+from codex_proxy.upstream.auth_store import (
     AuthFile,
     AuthFileError,
     locked,

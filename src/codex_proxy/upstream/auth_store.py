@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ..files import write_atomic
+from codex_proxy._files import write_atomic
 
 AUTH_CLAIMS = "https://api.openai.com/auth"
 PROFILE_CLAIMS = "https://api.openai.com/profile"

@@ -16,16 +16,16 @@ from typing import Any
 import httpx
 import orjson
 
-from .. import __version__
-from ..config import Settings
-from ..json_parts import LARGE, loads_large
-from ..rate_limits import RateLimits
-from ..request_log import note_upstream
-from ..translate import errors
-from ..translate.errors import LOGIN_HINT, OpenAIError
-from .auth import CHATGPT, AuthProvider, Credentials
-from .sse import Event, SSEDecoder
-from .wire import WireTransport
+from codex_proxy import __version__
+from codex_proxy._json import LARGE, loads_large
+from codex_proxy.config import Settings
+from codex_proxy.server.request_log import note_upstream
+from codex_proxy.translate import errors
+from codex_proxy.translate.errors import LOGIN_HINT, OpenAIError
+from codex_proxy.upstream.auth import CHATGPT, AuthProvider, Credentials
+from codex_proxy.upstream.rate_limits import RateLimits
+from codex_proxy.upstream.sse import Event, SSEDecoder
+from codex_proxy.upstream.wire import WireTransport
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
 STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)

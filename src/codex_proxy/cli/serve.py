@@ -1,0 +1,94 @@
+"""``codex-proxy serve`` (and the ``agent-cli-to-api codex`` alias): validate the settings,
+then hand over to uvicorn, with one process or several workers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from codex_proxy.config import ConfigError, export_for_workers, load_settings, refuse_reason
+from codex_proxy.server.request_log import setup_logging
+
+EXIT_CONFIG = 2
+
+
+def add_commands(commands: Any) -> None:
+    add_serve_arguments(commands.add_parser("serve", help="run the gateway"))
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (CODEX_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (CODEX_PORT, default 8000)")
+    parser.add_argument("--env-file", help="read settings from this file instead of ./.env")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--mock",
+        action="store_true",
+        help="answer from the built-in fake upstream: try the gateway without an account",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the settings, then hand over to uvicorn."""
+    import uvicorn
+
+    try:
+        settings = load_settings(args.env_file, host=args.host, port=args.port)
+    except ConfigError as exc:
+        print(f"codex-proxy: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    problem = refuse_reason(settings)
+    if problem:
+        print(f"codex-proxy: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.workers < 1:
+        print("codex-proxy: --workers must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings.log_level, settings.log_format)
+    fake = None
+    if args.mock:
+        from codex_proxy.mock.server import FakeUpstream
+
+        fake = FakeUpstream().start()
+        settings = load_settings(
+            args.env_file, host=args.host, port=args.port, upstream_base_url=fake.url, mock=True
+        )
+        print(
+            f"codex-proxy: --mock: answering from the fake upstream at {fake.url}", file=sys.stderr
+        )
+    try:
+        if args.workers == 1:
+            from codex_proxy.server.app import create_app
+
+            uvicorn.run(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                log_config=None,  # uvicorn's lines go through our handler, in our format
+                access_log=False,  # the gateway writes its own access line (request_log.py)
+            )
+        else:
+            export_for_workers(
+                args.env_file,
+                host=settings.host,
+                port=settings.port,
+                upstream_base_url=fake.url if fake else None,
+                mock=bool(fake),
+            )
+            uvicorn.run(
+                "codex_proxy.server.app:create_app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=args.workers,
+                log_level=settings.log_level,
+                log_config=None,
+                access_log=False,
+            )
+    finally:
+        if fake is not None:
+            fake.stop()
+    return 0

@@ -1,0 +1,167 @@
+"""``codex-proxy status``: ask a running gateway for ``GET /v1/status`` and print a table (or
+the JSON as is, for scripts). The base URL and token come from the same settings the gateway
+reads."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+from codex_proxy.config import ConfigError, load_settings, local_url
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def add_commands(commands: Any) -> None:
+    parser = commands.add_parser(
+        "status",
+        help="show a running gateway's login, usage limits and request counts",
+        description="Ask a running gateway for GET /v1/status and print it.",
+    )
+    parser.add_argument("--url", help="gateway base URL (default from CODEX_HOST/CODEX_PORT)")
+    parser.add_argument("--token", help="gateway token (default CODEX_GATEWAY_TOKEN)")
+    parser.add_argument("--env-file", help="read settings from this file instead of ./.env")
+    parser.add_argument("--json", action="store_true", help="print the JSON answer as is")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        print(f"codex-proxy: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    url = (args.url or local_url(settings.host, settings.port)).rstrip("/").removesuffix("/v1")
+    token = args.token or settings.gateway_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.get(f"{url}/v1/status", headers=headers, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(
+            f"codex-proxy: no gateway answers at {url} ({type(exc).__name__}); start it with "
+            "`codex-proxy serve`, or pass --url",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if answer.status_code == 401:
+        print(
+            f"codex-proxy: {url} refused the gateway token; pass --token or set "
+            "CODEX_GATEWAY_TOKEN (in the environment or the env file)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if answer.status_code != 200:
+        print(f"codex-proxy: {url}/v1/status answered HTTP {answer.status_code}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        payload = orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
+        print(f"codex-proxy: {url}/v1/status did not answer JSON", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render_table(url, payload))
+    return 0
+
+
+def render_table(url: str, status: dict[str, Any], now: float | None = None) -> str:
+    """Two columns: what, and what the gateway says about it."""
+    now = time.time() if now is None else now
+    up = span(status.get("uptime_seconds"))
+    rows: list[tuple[str, str]] = [
+        ("gateway", f"{url} (codex-proxy {status.get('version')}, up {up})"),
+        ("upstream", str(status.get("upstream"))),
+    ]
+    auth = status.get("auth") or {}
+    login = [str(auth.get("mode"))]
+    if auth.get("mock"):
+        login.append("mock upstream")
+    for key in ("email", "plan"):
+        if auth.get(key):
+            login.append(f"plan {auth[key]}" if key == "plan" else str(auth[key]))
+    if auth.get("error"):
+        login.append(str(auth["error"]))
+    rows.append(("auth", ", ".join(login)))
+    expires = auth.get("access_token_expires_at")
+    if isinstance(expires, (int, float)):
+        rows.append(("access token", _moment(expires, now, "expires", "expired")))
+    limits = status.get("rate_limits")
+    if not limits:
+        rows.append(("usage limits", "not reported yet (the upstream sends them with each answer)"))
+    else:
+        for key in ("primary", "secondary"):
+            window = limits.get(key)
+            if window:
+                rows.append((f"{key} window", _window(window, now)))
+        for family, windows in (limits.get("other_limits") or {}).items():
+            for key, window in windows.items():
+                rows.append((f"{family} {key}", _window(window, now)))
+        credits = limits.get("credits")
+        if credits:
+            rows.append(("credits", _credits(credits)))
+        rows.append(("limits as of", f"{span(limits.get('age_seconds'))} ago"))
+    rows.append(("image generation", "on" if status.get("image_generation") else "off"))
+    requests = status.get("requests") or {}
+    by_status = requests.get("by_status") or {}
+    classes = ", ".join(f"{count} {name}" for name, count in by_status.items())
+    counts = f"{requests.get('total', 0)} total" + (f" ({classes})" if classes else "")
+    counts += (
+        f", {requests.get('streaming', 0)} streaming, {requests.get('in_flight', 0)} in flight"
+    )
+    rows.append(("requests", counts))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+def _window(window: dict[str, Any], now: float) -> str:
+    parts = []
+    used = window.get("used_percent")
+    minutes = window.get("window_minutes")
+    if used is not None:
+        of = f" of {span(minutes * 60)}" if isinstance(minutes, (int, float)) else ""
+        parts.append(f"{used:g}% used{of}")
+    resets = window.get("resets_at")
+    if isinstance(resets, (int, float)):
+        parts.append(_moment(resets, now, "resets", "reset"))
+    return ", ".join(parts) or "reported without details"
+
+
+def _credits(credits: dict[str, Any]) -> str:
+    if credits.get("unlimited"):
+        return "unlimited"
+    balance = credits.get("balance")
+    has = credits.get("has_credits")
+    text = "available" if has else "none" if has is False else "unknown"
+    return f"{text}, balance {balance}" if balance else text
+
+
+def _moment(when: float, now: float, future: str, past: str) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
+    if when >= now:
+        return f"{future} {stamp} (in {span(when - now)})"
+    return f"{past} {stamp} ({span(now - when)} ago)"
+
+
+def span(seconds: Any) -> str:
+    """``3d 4h``, ``2h 05m``, ``7m``, ``12s``: the two largest units."""
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"

@@ -1,0 +1,73 @@
+"""``POST /v1/chat/completions``: a chat request in, a Responses call up, chat chunks back.
+
+The translation is ``translate/request.py`` (and the image tool of ``translate/images.py``);
+the streaming and the answer are :class:`~codex_proxy.server.relay.ChatCompletionRun`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from codex_proxy.server.http import error_response, read_json
+from codex_proxy.server.image_files import image_renderer
+from codex_proxy.server.relay import ChatCompletionRun
+from codex_proxy.server.request_log import note
+from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.translate.images import IMAGE_TOOL, apply_image_tool, restore_image_history
+from codex_proxy.translate.request import RequestOptions, translate_request
+from codex_proxy.upstream.auth import CHATGPT
+
+DROPPED_HEADER = "x-codex-proxy-dropped-params"
+
+
+async def chat_completions(request: Request) -> Any:
+    state = request.app.state
+    settings = state.settings
+    try:
+        body = await read_json(request)
+    except OpenAIError as error:
+        return error_response(error)
+    if isinstance(body, dict) and isinstance(body.get("model"), str):
+        note(model=body["model"], stream=body.get("stream") is True)  # for a refused request
+    if isinstance(body, dict) and "messages" in body:
+        messages = restore_image_history(
+            body["messages"], settings.image_history, state.images.data_uri
+        )
+        body = {**body, "messages": messages}
+    try:
+        creds = await state.auth.credentials()
+        options = RequestOptions(
+            chatgpt_backend=creds.mode == CHATGPT,
+            default_model=settings.model,
+            instructions=settings.instructions,
+            reasoning_summary=settings.reasoning_summary,
+            model_aliases=settings.model_aliases,
+            session_id=request.headers.get("x-session-id") or None,
+            max_messages=settings.max_messages,
+            max_images=settings.max_images,
+        )
+        translated = translate_request(body, options)
+        image_format = apply_image_tool(
+            translated.body,
+            body,
+            enabled=settings.enable_image_gen,
+            defaults=settings.image_options,
+        )
+    except OpenAIError as error:
+        return error_response(error)
+    headers = {DROPPED_HEADER: ",".join(translated.dropped)} if translated.dropped else {}
+    choice = translated.body.get("tool_choice")
+    forces_image = isinstance(choice, dict) and choice.get("type") == IMAGE_TOOL
+    renderer = image_renderer(settings, state.images, request, image_format)
+    note(model=translated.model, stream=translated.stream, image_counter=renderer)
+    return ChatCompletionRun(
+        client=state.client,
+        creds=creds,
+        request=translated,
+        keepalive_seconds=settings.sse_keepalive_seconds,
+        headers=headers,
+        image_renderer=renderer,
+        limiter=state.image_jobs if forces_image else None,
+    )

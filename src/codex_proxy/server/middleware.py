@@ -1,0 +1,160 @@
+"""Admission guards that run before any route: the gateway token, web pages, oversized bodies.
+
+:class:`GatewayAuth` requires the gateway token on every route but ``/healthz`` and the image
+files (whose unguessable name is the capability).
+
+:class:`OriginGuard` refuses requests that a web page made (they carry an ``Origin`` header)
+unless ``CODEX_CORS_ORIGINS`` lists that origin. Without it, any site the user visits could
+drive a loopback gateway that has no token: a cross-site "simple" POST needs no preflight,
+and DNS rebinding even lets the page read the answers. SDKs, curl and servers send no Origin.
+
+:class:`BodyLimit` enforces ``CODEX_MAX_REQUEST_MB`` before the body is read. A declared
+``Content-Length`` over the limit is answered 413 at once, without reading a byte of the body.
+A chunked body (no length) is counted while the app reads it; the read that crosses the limit
+stops the app, and the client gets the same 413. Either way the gateway never holds more than
+the limit (plus one chunk) of a client's body in memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from codex_proxy.server.image_files import FILES_PATH
+from codex_proxy.server.relay import json_response_parts, send_error
+from codex_proxy.translate import errors
+from codex_proxy.translate.errors import OpenAIError
+
+PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PREFIXES = (FILES_PATH, FILES_PATH.removeprefix("/v1"))  # the file name is the capability
+
+
+class GatewayAuth:
+    """Requires ``Authorization: Bearer <CODEX_GATEWAY_TOKEN>`` on every route but /healthz."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            self.expected is None
+            or scope["type"] != "http"
+            or path in PUBLIC_PATHS
+            or path.startswith(PUBLIC_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        presented = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                presented = value
+                break
+        if hmac.compare_digest(presented, self.expected):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            "Missing gateway token: send Authorization: Bearer <CODEX_GATEWAY_TOKEN>."
+            if not presented
+            else "Invalid gateway token."
+        )
+        for part in json_response_parts(401, errors.unauthorized(message).body()):
+            await send(part)
+
+
+class BodyTooLarge(Exception):
+    """Raised out of ``receive`` when a streamed body crosses the limit."""
+
+
+def too_large(max_bytes: int) -> OpenAIError:
+    """The 413 answer; names the knob so the operator knows what to raise."""
+    limit = f"{max_bytes / (1024 * 1024):.3g} MB"
+    return OpenAIError(
+        413,
+        f"Request body is larger than the gateway accepts ({limit}, CODEX_MAX_REQUEST_MB).",
+        "invalid_request_error",
+        None,
+        "request_too_large",
+    )
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await send_error(send, too_large(self.max_bytes), {"connection": "close"})
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        try:
+            # Every route reads its whole body before it answers, so the 413 always goes out
+            # before any other response has started; send is not wrapped (it is on the hot path).
+            await self.app(scope, counting_receive, send)
+        except BodyTooLarge:
+            await send_error(send, too_large(self.max_bytes), {"connection": "close"})
+
+
+class OriginGuard:
+    """ASGI middleware: 403 for requests from web pages whose origin is not allowed."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allow_all = "*" in allowed
+        self.allowed = {origin.encode("latin-1") for origin in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.allow_all:
+            origin = _header(scope, b"origin")
+            if origin is not None and origin not in self.allowed:
+                await send_error(send, origin_refused(origin.decode("latin-1")))
+                return
+        await self.app(scope, receive, send)
+
+
+def origin_refused(origin: str) -> OpenAIError:
+    """The 403 answer; names the knob that lets a browser app in."""
+    return OpenAIError(
+        403,
+        f"Requests from web pages are refused: the origin {origin[:100]!r} is not in "
+        "CODEX_CORS_ORIGINS.",
+        "permission_error",
+        None,
+        "origin_not_allowed",
+    )
+
+
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    """The first value of a (lower-case) header, straight from the ASGI scope."""
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return value
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared body length, or None for a chunked (or bodiless) request."""
+    value = _header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None  # the HTTP server already refuses a malformed length

@@ -1,0 +1,97 @@
+"""``GET /v1/models`` and ``/v1/models/{id}``: the backend catalog in chatgpt mode, a configured
+list otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from starlette.requests import Request
+
+from codex_proxy.config import BUILTIN_MODELS, Settings
+from codex_proxy.server.http import JSONResponse, error_response
+from codex_proxy.translate import errors
+from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.upstream.auth import CHATGPT, AuthProvider
+from codex_proxy.upstream.client import UpstreamClient
+
+log = logging.getLogger("codex_proxy")
+
+MODEL_CREATED = 1735689600  # a fixed timestamp: the catalog has none, and ids must look stable
+
+
+def model_object(model_id: str, owned_by: str = "openai") -> dict[str, Any]:
+    """One entry in the OpenAI ``Model`` shape."""
+    return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": owned_by}
+
+
+def catalog_ids(entries: list[dict[str, Any]]) -> list[str]:
+    """Slugs the backend lists for users (``visibility == "list"``), in its priority order."""
+    listed = [
+        e for e in entries if e.get("visibility") == "list" and isinstance(e.get("slug"), str)
+    ]
+    listed.sort(
+        key=lambda e: e.get("priority") if isinstance(e.get("priority"), int) else 1_000_000
+    )
+    return [e["slug"] for e in listed]
+
+
+class ModelCatalog:
+    """Model ids the gateway offers, with the backend catalog cached for ``CODEX_MODELS_TTL``."""
+
+    def __init__(self, settings: Settings, auth: AuthProvider, client: UpstreamClient) -> None:
+        self._settings = settings
+        self._auth = auth
+        self._client = client
+        self._cached: list[str] | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def ids(self) -> list[str]:
+        ids = await self._base_ids()
+        extra = [alias for alias in self._settings.model_aliases if alias not in ids]
+        return ids + extra
+
+    async def list(self) -> dict[str, Any]:
+        return {"object": "list", "data": [model_object(i) for i in await self.ids()]}
+
+    async def get(self, model_id: str) -> dict[str, Any] | None:
+        return model_object(model_id) if model_id in await self.ids() else None
+
+    async def _base_ids(self) -> list[str]:
+        if self._auth.mode() != CHATGPT:
+            return list(self._settings.models)
+        if self._cached is not None and time.monotonic() < self._expires:
+            return self._cached
+        async with self._lock:
+            if self._cached is not None and time.monotonic() < self._expires:
+                return self._cached
+            try:
+                creds = await self._auth.credentials()
+                ids = catalog_ids(await self._client.fetch_models(creds))
+                if not ids:
+                    raise OpenAIError(502, "the catalog lists no models", "server_error")
+            except OpenAIError as error:
+                log.warning("model catalog unavailable, using the built-in list: %s", error.message)
+                ids = self._cached or list(BUILTIN_MODELS)
+                self._expires = time.monotonic() + min(self._settings.models_ttl, 30.0)
+            else:
+                self._expires = time.monotonic() + self._settings.models_ttl
+            self._cached = ids
+            return ids
+
+
+async def list_models(request: Request) -> JSONResponse:
+    return JSONResponse(await request.app.state.models.list())
+
+
+async def get_model(request: Request) -> JSONResponse:
+    model_id = request.path_params["model_id"]
+    found = await request.app.state.models.get(model_id)
+    if found is None:
+        return error_response(
+            errors.not_found(f"The model '{model_id}' does not exist.", "model", "model_not_found")
+        )
+    return JSONResponse(found)

@@ -1,0 +1,68 @@
+"""``GET /v1/status``: what a running gateway knows about itself.
+
+Login (mode, account, plan, token expiry: never a token), the usage-limit snapshot from the
+upstream's latest answer headers, the image flag, uptime and request counts.
+``codex-proxy status`` (``cli/status.py``) prints it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+
+from codex_proxy import __version__
+from codex_proxy.config import Settings
+from codex_proxy.server.http import JSONResponse
+from codex_proxy.upstream.auth import CHATGPT
+from codex_proxy.upstream.auth_store import AuthFileError, read_auth_file
+
+
+def auth_summary(settings: Settings, mode: str | None) -> dict[str, Any]:
+    """The login as the gateway uses it: mode, account, plan, access-token expiry."""
+    out: dict[str, Any] = {"mode": mode or "none"}
+    if settings.mock:
+        out["mock"] = True
+        return out
+    if mode != CHATGPT:
+        return out
+    try:
+        file = read_auth_file(settings.auth_file)
+    except AuthFileError as exc:
+        out["error"] = str(exc)
+        return out
+    if file is None:
+        return out
+    expires = file.access_expires_at
+    out.update(
+        email=file.email,
+        plan=file.plan,
+        account_id=file.account_id,
+        access_token_expires_at=int(expires) if expires else None,
+        access_token_expires_in_seconds=int(expires - time.time()) if expires else None,
+    )
+    return out
+
+
+def status_payload(settings: Settings, state: Any) -> dict[str, Any]:
+    """The ``/v1/status`` body, from the app's state (auth, upstream client, counters)."""
+    auth = state.auth
+    mode = auth.mode()
+    stats = state.requests
+    return {
+        "object": "codex_proxy.status",
+        "version": __version__,
+        "auth": auth_summary(settings, mode),
+        "upstream": settings.base_url_for(mode or CHATGPT),
+        "rate_limits": state.client.rate_limits.snapshot(),
+        "image_generation": settings.enable_image_gen,
+        "started_at": int(stats.started_at),
+        "uptime_seconds": round(stats.uptime, 1),
+        "requests": stats.snapshot(),
+    }
+
+
+async def status(request: Request) -> JSONResponse:
+    """The route; gateway auth applies to it like to every route but /healthz."""
+    return JSONResponse(status_payload(request.app.state.settings, request.app.state))

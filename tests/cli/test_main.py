@@ -1,0 +1,115 @@
+"""The command line, run as a user would: real processes, real ports, the SDK as the client."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import openai
+import pytest
+
+from codex_proxy.config import Settings, refuse_reason
+
+from ..processes import clean_env, free_port, running
+
+BIN = Path(sys.executable).parent
+USER = [{"role": "user", "content": "Say hello"}]
+
+
+def ask(url: str, api_key: str = "unused") -> str | None:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=api_key, max_retries=0)
+    return (
+        client.chat.completions.create(model="gpt-5.2-codex", messages=USER)
+        .choices[0]
+        .message.content
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [str(BIN / "codex-proxy"), "serve"],
+        [str(BIN / "agent-cli-to-api"), "codex"],
+        [sys.executable, "-m", "codex_proxy", "serve"],
+    ],
+    ids=["codex-proxy", "agent-cli-to-api", "python-m"],
+)
+def test_serve_mock_answers_sdk(command: list[str], tmp_path: Path) -> None:
+    port = free_port()
+    with running(
+        [*command, "--mock", "--port", str(port)], port, clean_env(tmp_path), tmp_path
+    ) as url:
+        assert ask(url) == "Mock reply to: Say hello"
+
+
+def test_env_file_is_read_and_real_env_wins(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / ".env").write_text(f"CODEX_PORT={port}\nCODEX_GATEWAY_TOKEN=from-dotenv\n")
+    env = clean_env(tmp_path)
+    with running([str(BIN / "codex-proxy"), "serve", "--mock"], port, env, tmp_path) as url:
+        assert ask(url, api_key="from-dotenv") == "Mock reply to: Say hello"
+        with pytest.raises(openai.AuthenticationError):
+            ask(url, api_key="wrong")
+    env["CODEX_GATEWAY_TOKEN"] = "from-environment"
+    with running([str(BIN / "codex-proxy"), "serve", "--mock"], port, env, tmp_path) as url:
+        assert ask(url, api_key="from-environment") == "Mock reply to: Say hello"
+
+
+def test_explicit_env_file(tmp_path: Path) -> None:
+    port = free_port()
+    settings_file = tmp_path / "gateway.env"
+    settings_file.write_text(f"CODEX_PORT={port}\nCODEX_GATEWAY_TOKEN=file-token\n")
+    command = [str(BIN / "codex-proxy"), "serve", "--mock", "--env-file", str(settings_file)]
+    with running(command, port, clean_env(tmp_path), tmp_path) as url:
+        assert ask(url, api_key="file-token") == "Mock reply to: Say hello"
+
+
+def test_workers(tmp_path: Path) -> None:
+    port = free_port()
+    command = [str(BIN / "codex-proxy"), "serve", "--mock", "--workers", "2", "--port", str(port)]
+    with running(command, port, clean_env(tmp_path), tmp_path) as url:
+        assert [ask(url) for _ in range(4)] == ["Mock reply to: Say hello"] * 4
+
+
+def test_refuses_public_bind_without_token(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "codex-proxy"), "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "CODEX_GATEWAY_TOKEN" in result.stderr
+
+
+def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "codex-proxy"), "serve"],
+        env=clean_env(tmp_path, CODEX_AUTH_MODE="sometimes"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "CODEX_AUTH_MODE must be one of auto, chatgpt, api_key" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "allow", "refused"),
+    [
+        ("127.0.0.1", None, False, False),
+        ("localhost", None, False, False),
+        ("::1", None, False, False),
+        ("0.0.0.0", None, False, True),
+        ("192.168.1.5", None, False, True),
+        ("0.0.0.0", "tok", False, False),
+        ("0.0.0.0", None, True, False),
+    ],
+)
+def test_refuse_reason(host: str, token: str | None, allow: bool, refused: bool) -> None:
+    settings = Settings(host=host, gateway_token=token, allow_no_auth=allow)
+    assert (refuse_reason(settings) is not None) == refused
