@@ -11,7 +11,7 @@ so both ends of every measurement are read in this process. Baselines:
 - ``bare httpx``: a one-line script that imports httpx and posts the same request, the least a
   Python httpx client can cost;
 - ``curl``, when installed, for scale;
-- ``import codex_proxy.app``: what the client would pay if it imported the gateway (it must not).
+- ``import codex_proxy.server.app``: what the client would pay if it imported the gateway (it must not).
 
 The ratio to print and watch is codex-imagegen / bare httpx: close to 1 means the client adds
 little on top of its one dependency. Not a test: numbers depend on the machine.
@@ -99,7 +99,7 @@ def commands(url: str, out: Path) -> dict[str, list[str] | None]:
         "python -c pass": [sys.executable, "-c", "pass"],
         "bare httpx": [sys.executable, "-c", bare],
         "curl": [curl, "-sf", "-o", "/dev/null", "-d", body, post] if curl else None,
-        "import codex_proxy.app": [sys.executable, "-c", "import codex_proxy.app"],
+        "import codex_proxy.server.app": [sys.executable, "-c", "import codex_proxy.server.app"],
         "codex-imagegen": [
             str(SCRIPT), "a dot", "--base-url", url, "-o", str(out), "--force", "--quiet",
         ],
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 if argv_ is None:
                     print(f"{name:<24} skipped (not installed)")
                     continue
-                sends = name not in ("python -c pass", "import codex_proxy.app")
+                sends = name not in ("python -c pass", "import codex_proxy.server.app")
                 measure(argv_, stub if sends else None, folder)  # warm the file cache
                 runs = [measure(argv_, stub if sends else None, folder) for _ in range(args.runs)]
                 medians[name] = (_median(runs, lambda r: r[0]), _median(runs, lambda r: r[1]))
@@ -139,7 +139,7 @@ def report(medians: dict[str, tuple[float, float]]) -> None:
     floor = medians["python -c pass"][0]
     print(f"\ncodex-imagegen / bare httpx, start to first request: {mine / bare:.2f}x")
     print(f"codex-imagegen over the bare interpreter: +{(mine - floor) * 1000:.0f} ms")
-    app = medians["import codex_proxy.app"][0]
+    app = medians["import codex_proxy.server.app"][0]
     print(f"(importing the gateway app alone would take {app * 1000:.0f} ms)")
 
 

@@ -1,4 +1,4 @@
-"""json_parts: the pieces always join to exactly what orjson.dumps writes."""
+"""_json: the pieces always join to exactly what orjson.dumps writes."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ import httpx
 import orjson
 
 from codex_proxy import __version__
+from codex_proxy.cli import EXIT_FAILED
 from codex_proxy.cli.status import span
 from codex_proxy.config import ConfigError, Settings, load_settings, local_url, refuse_reason
 from codex_proxy.service import launchd, systemd
@@ -36,7 +37,7 @@ from codex_proxy.upstream.auth_store import AuthFile, AuthFileError, read_auth_f
 from codex_proxy.upstream.client import UpstreamClient, make_http_client
 
 OK, FAIL, INFO = "ok", "FAIL", "info"
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK = 0
 MIN_PYTHON = (3, 10)
 PACKAGES = (
     "starlette",

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from codex_proxy.config import ConfigError, Settings, load_settings
+from codex_proxy.cli import EXIT_CONFIG, EXIT_FAILED, settings_or_report
 from codex_proxy.login.callback import DEFAULT_PORTS
 from codex_proxy.login.flow import (
     BROWSER_TIMEOUT,
@@ -23,8 +23,6 @@ from codex_proxy.login.flow import (
 from codex_proxy.login.oauth import LoginError, revoke
 from codex_proxy.upstream.auth_store import AuthFileError, read_auth_file
 
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -66,7 +64,7 @@ def add_commands(commands: Any) -> None:
 
 
 def run_login(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_or_report(args.env_file)
     if settings is None:
         return EXIT_CONFIG
     timeout = args.timeout or (DEVICE_TIMEOUT if args.device else BROWSER_TIMEOUT)
@@ -87,7 +85,7 @@ def run_login(args: argparse.Namespace) -> int:
 
 
 def run_logout(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_or_report(args.env_file)
     if settings is None:
         return EXIT_CONFIG
     path = settings.auth_file
@@ -123,11 +121,3 @@ def run_logout(args: argparse.Namespace) -> int:
     kept = ", ".join(sorted(remaining)) or "nothing"
     say(f"Removed the ChatGPT login from {path} (kept: {kept}).")
     return 0
-
-
-def _settings(args: argparse.Namespace) -> Settings | None:
-    try:
-        return load_settings(args.env_file)
-    except ConfigError as exc:
-        warn(f"codex-proxy: {exc}")
-        return None

@@ -8,9 +8,7 @@ import argparse
 from collections.abc import Sequence
 
 from codex_proxy import __version__
-from codex_proxy.cli import doctor, login, serve, service, status
-
-EXIT_CONFIG = 2
+from codex_proxy.cli import EXIT_CONFIG, doctor, login, serve, service, status
 
 
 def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:

@@ -7,10 +7,9 @@ import argparse
 import sys
 from typing import Any
 
-from codex_proxy.config import ConfigError, export_for_workers, load_settings, refuse_reason
+from codex_proxy.cli import EXIT_CONFIG, settings_or_report
+from codex_proxy.config import export_for_workers, load_settings, refuse_reason
 from codex_proxy.server.request_log import setup_logging
-
-EXIT_CONFIG = 2
 
 
 def add_commands(commands: Any) -> None:
@@ -34,10 +33,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate the settings, then hand over to uvicorn."""
     import uvicorn
 
-    try:
-        settings = load_settings(args.env_file, host=args.host, port=args.port)
-    except ConfigError as exc:
-        print(f"codex-proxy: {exc}", file=sys.stderr)
+    settings = settings_or_report(args.env_file, host=args.host, port=args.port)
+    if settings is None:
         return EXIT_CONFIG
     problem = refuse_reason(settings)
     if problem:

@@ -12,10 +12,8 @@ from typing import Any
 import httpx
 import orjson
 
-from codex_proxy.config import ConfigError, load_settings, local_url
-
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
+from codex_proxy.cli import EXIT_CONFIG, EXIT_FAILED, settings_or_report
+from codex_proxy.config import local_url
 
 
 def add_commands(commands: Any) -> None:
@@ -33,10 +31,8 @@ def add_commands(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.env_file)
-    except ConfigError as exc:
-        print(f"codex-proxy: {exc}", file=sys.stderr)
+    settings = settings_or_report(args.env_file)
+    if settings is None:
         return EXIT_CONFIG
     url = (args.url or local_url(settings.host, settings.port)).rstrip("/").removesuffix("/v1")
     token = args.token or settings.gateway_token

@@ -28,7 +28,12 @@ from codex_proxy.server.image_files import ImageStore, media_type
 from codex_proxy.server.middleware import BodyLimit, GatewayAuth, OriginGuard
 from codex_proxy.server.models import ModelCatalog, get_model, list_models
 from codex_proxy.server.relay import internal_error
-from codex_proxy.server.request_log import RequestLog, RequestStats, setup_logging
+from codex_proxy.server.request_log import (
+    RequestLog,
+    RequestStats,
+    note_upstream,
+    setup_logging,
+)
 from codex_proxy.server.status import status
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
@@ -98,7 +103,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = state.settings
     http = make_http_client(settings, state.transport)
     auth = AuthProvider(settings, http)
-    client = UpstreamClient(settings, auth, http)
+    client = UpstreamClient(settings, auth, http, on_answer=note_upstream)
     state.auth = auth
     state.client = client
     state.models = ModelCatalog(settings, auth, client)

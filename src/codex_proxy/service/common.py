@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from codex_proxy._files import write_atomic
 from codex_proxy.config import (
     ConfigError,
     Settings,
@@ -103,6 +104,21 @@ def spec_from_args(args: argparse.Namespace) -> ServiceSpec:
     )
     _check_service_view(spec)
     return spec
+
+
+def write_definition(spec: ServiceSpec, path: Path, data: bytes, *folders: Path) -> None:
+    """Install a service definition: name the shell settings it will not see, create the
+    folders the service needs, write the file atomically."""
+    warn_about_shell_settings(spec)
+    prepare_folders(spec, *folders)
+    write_atomic(path, data, 0o644)
+    say(f"wrote {path}")
+
+
+def say_health(url: str | None) -> None:
+    """For ``status``: whether the gateway the definition names answers."""
+    if url:
+        say(f"{url}/healthz: {'answers' if is_healthy(url) else 'does not answer'}")
 
 
 def warn_about_shell_settings(spec: ServiceSpec) -> None:

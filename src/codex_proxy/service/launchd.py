@@ -15,20 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_proxy._files import write_atomic
 from codex_proxy.service.common import (
     EXIT_NOT_RUNNING,
     ServiceError,
     ServiceSpec,
     base_url_from_command,
     check_tool,
-    is_healthy,
-    prepare_folders,
     report_health,
     run_tool,
     say,
+    say_health,
     tail,
-    warn_about_shell_settings,
+    write_definition,
 )
 
 DEFAULT_LABEL = "com.codex-api.gateway"
@@ -96,12 +94,8 @@ def parse_print(text: str) -> JobState:
 
 
 def install(launchctl: str, spec: ServiceSpec, label: str, wait: float) -> int:
-    warn_about_shell_settings(spec)
     path = agent_path(label)
-    out_log, _ = log_paths(label)
-    prepare_folders(spec, out_log.parent)
-    write_atomic(path, render(spec, label), 0o644)
-    say(f"wrote {path}")
+    write_definition(spec, path, render(spec, label), log_paths(label)[0].parent)
     domain = f"gui/{os.getuid()}"
     run_tool([launchctl, "bootout", f"{domain}/{label}"])  # an older copy; "not loaded" is fine
     _bootstrap(launchctl, domain, path)
@@ -147,9 +141,7 @@ def status(launchctl: str, label: str) -> int:
     state = parse_print(result.stdout) if result.returncode == 0 else JobState(loaded=False)
     say(f"{label}: {describe(state)}")
     say(f"plist: {path}" + ("" if path.exists() else " (not installed)"))
-    url = _url_from_plist(path)
-    if url:
-        say(f"{url}/healthz: {'answers' if is_healthy(url) else 'does not answer'}")
+    say_health(_url_from_plist(path))
     for log in log_paths(label):
         lines = tail(log)
         if lines is None:

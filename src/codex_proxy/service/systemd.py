@@ -11,21 +11,19 @@ import re
 import shlex
 from pathlib import Path
 
-from codex_proxy._files import write_atomic
 from codex_proxy.service.common import (
     EXIT_NOT_RUNNING,
     ServiceError,
     ServiceSpec,
     base_url_from_command,
     check_tool,
-    is_healthy,
     note,
-    prepare_folders,
     report_health,
     require_tool,
     run_tool,
     say,
-    warn_about_shell_settings,
+    say_health,
+    write_definition,
 )
 
 UNIT = "codex-proxy.service"
@@ -104,14 +102,11 @@ def describe(props: dict[str, str]) -> str:
 
 
 def install(systemctl: str, spec: ServiceSpec, wait: float) -> int:
-    warn_about_shell_settings(spec)
     user = [systemctl, "--user"]
     # `enable --now` does not restart a running service, so a changed unit needs a restart
     was_active = run_tool([*user, "is-active", "--quiet", UNIT]).returncode == 0
     path = unit_path()
-    prepare_folders(spec)
-    write_atomic(path, render(spec).encode(), 0o644)
-    say(f"wrote {path}")
+    write_definition(spec, path, render(spec).encode())
     check_tool([*user, "daemon-reload"])
     check_tool([*user, "enable", "--now", UNIT])
     if was_active:
@@ -148,9 +143,7 @@ def status(systemctl: str) -> int:
     say(f"{UNIT}: {describe(props)}")
     path = unit_path()
     say(f"unit: {path}" + ("" if path.exists() else " (not installed)"))
-    url = _url_from_unit(path)
-    if url:
-        say(f"{url}/healthz: {'answers' if is_healthy(url) else 'does not answer'}")
+    say_health(_url_from_unit(path))
     _show_journal()
     return 0 if props.get("ActiveState") == "active" else EXIT_NOT_RUNNING
 

@@ -16,24 +16,9 @@ from codex_proxy.translate.images import IMAGE_TOOL, MIME_TYPES, ImageRenderer, 
 MAX_N = 4
 MAX_INPUT_IMAGES = 16
 RESPONSE_FORMATS = ("b64_json", "url")
-GENERATION_OPTIONS = (
-    "model",
-    "size",
-    "quality",
-    "output_format",
-    "output_compression",
-    "background",
-    "moderation",
-)
-EDIT_OPTIONS = (
-    "model",
-    "size",
-    "quality",
-    "output_format",
-    "output_compression",
-    "background",
-    "input_fidelity",
-)
+_COMMON_OPTIONS = ("model", "size", "quality", "output_format", "output_compression", "background")
+GENERATION_OPTIONS = (*_COMMON_OPTIONS, "moderation")
+EDIT_OPTIONS = (*_COMMON_OPTIONS, "input_fidelity")
 # Partial images only matter to a streaming client; these endpoints answer once, at the end.
 _UNUSED_DEFAULTS = frozenset({"partial_images"})
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")

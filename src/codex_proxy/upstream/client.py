@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import re
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +19,6 @@ import orjson
 from codex_proxy import __version__
 from codex_proxy._json import LARGE, loads_large
 from codex_proxy.config import Settings
-from codex_proxy.server.request_log import note_upstream
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import LOGIN_HINT, OpenAIError
 from codex_proxy.upstream.auth import CHATGPT, AuthProvider, Credentials
@@ -148,9 +147,17 @@ def proxies_configured() -> bool:
 class UpstreamClient:
     """Calls the upstream over the shared ``httpx.AsyncClient`` (one per process)."""
 
-    def __init__(self, settings: Settings, auth: AuthProvider, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        auth: AuthProvider,
+        http: httpx.AsyncClient,
+        on_answer: Callable[[int, str | None], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.auth = auth
+        # told each upstream answer's status and request id (the server's access log)
+        self._on_answer = on_answer
         self._http = http
         self._wire = http.wire if isinstance(http, UpstreamHTTP) else None
         self._timeouts = http.timeout.as_dict()
@@ -208,7 +215,8 @@ class UpstreamClient:
 
     def _observe(self, response: httpx.Response) -> None:
         """Tell the access log what the upstream answered; keep its usage-limit headers."""
-        note_upstream(response.status_code, response.headers.get("x-request-id"))
+        if self._on_answer is not None:
+            self._on_answer(response.status_code, response.headers.get("x-request-id"))
         self.rate_limits.update(response.headers)
 
     async def _post(self, creds: Credentials, content: bytes, session_id: str) -> httpx.Response:
