@@ -1,8 +1,8 @@
 """Security posture: request size limits, CORS, secrets kept out of logs and answers, no
 fetching of client URLs, the public image files route, binding and the gateway token.
 
-server/test_app.py, cli/test_main.py and server/test_image_chat.py already cover the token on every route, the
-refused public bind and the basic traversal cases; this file extends them.
+server/test_app.py, cli/test_main.py and server/test_image_chat.py already cover the token on
+every route, the refused public bind and the basic traversal cases; this file extends them.
 """
 
 from __future__ import annotations
