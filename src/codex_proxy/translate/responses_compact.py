@@ -75,7 +75,8 @@ def prepare_compact_request(request: Any, options: ResponsesOptions) -> Prepared
 def compacted_response(
     upstream: Mapping[str, Any], *, response_id: str, created_at: int
 ) -> dict[str, Any]:
-    """The backend's ``{"output": [...]}`` as the public ``response.compaction`` object."""
+    """The backend's ``{"output": [...]}`` as the public ``response.compaction`` object; a
+    compaction item without an id gets one (the SDK's ``ResponseCompactionItem`` needs it)."""
     output = upstream.get("output")
     if not isinstance(output, list):
         raise OpenAIError(
@@ -86,6 +87,13 @@ def compacted_response(
             "upstream_malformed_event",
         )
     usage = public_usage(upstream.get("usage")) or public_usage({})
+    stem = response_id.removeprefix("resp_")
+    output = [
+        {"id": f"cmp_{stem}_{i}", **item}
+        if isinstance(item, Mapping) and item.get("type") == "compaction" and "id" not in item
+        else item
+        for i, item in enumerate(output)
+    ]
     return {
         "id": response_id,
         "object": "response.compaction",

@@ -174,7 +174,9 @@ def strip_encrypted(item: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def public_usage(usage: Any) -> dict[str, Any] | None:
-    """Responses ``usage`` as the public API shapes it: both detail objects present."""
+    """Responses ``usage`` as the public API shapes it: both detail objects, with the counts
+    the SDK's ``ResponseUsage`` requires (``cached_tokens``, ``cache_write_tokens``,
+    ``reasoning_tokens``)."""
     if not isinstance(usage, Mapping):
         return None
     input_tokens = _count(usage.get("input_tokens"))
@@ -185,6 +187,7 @@ def public_usage(usage: Any) -> dict[str, Any] | None:
     input_details = dict(input_details) if isinstance(input_details, Mapping) else {}
     output_details = dict(output_details) if isinstance(output_details, Mapping) else {}
     input_details["cached_tokens"] = _count(input_details.get("cached_tokens"))
+    input_details["cache_write_tokens"] = _count(input_details.get("cache_write_tokens"))
     output_details["reasoning_tokens"] = _count(output_details.get("reasoning_tokens"))
     return {
         **usage,
