@@ -119,9 +119,7 @@ def test_forced_tool_choice_brings_the_tool() -> None:
         ({}, {"modalities": ["text"]}),
     ],
 )
-def test_injection_blocked_by_what_the_client_asked(
-    extra: dict, request_fields: dict
-) -> None:
+def test_injection_blocked_by_what_the_client_asked(extra: dict, request_fields: dict) -> None:
     translated = body(**extra)
     assert apply_image_tool(translated, request_fields, enabled=True, defaults={}) is None
     assert translated["tools"] == []
