@@ -109,6 +109,37 @@ def test_forced_tool_choice_brings_the_tool() -> None:
     assert translated["tools"] == [{"type": "image_generation", "output_format": "png"}]
 
 
+@pytest.mark.parametrize(
+    ("extra", "request_fields"),
+    [
+        ({"tool_choice": "required"}, {}),
+        ({"tool_choice": {"type": "function", "name": "f"}}, {}),
+        ({"text": {"format": {"type": "json_object"}}}, {}),
+        ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, {}),
+        ({}, {"modalities": ["text"]}),
+    ],
+)
+def test_injection_blocked_by_what_the_client_asked(extra: dict, request_fields: dict) -> None:
+    translated = body(**extra)
+    assert apply_image_tool(translated, request_fields, enabled=True, defaults={}) is None
+    assert translated["tools"] == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "request_fields"),
+    [
+        ({"tool_choice": "none"}, {}),
+        ({"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}}, {}),
+        ({"text": {"format": {"type": "text"}}}, {}),
+        ({}, {"modalities": ["text", "image"]}),
+    ],
+)
+def test_injection_not_blocked(extra: dict, request_fields: dict) -> None:
+    translated = body(**extra)
+    apply_image_tool(translated, request_fields, enabled=True, defaults={})
+    assert translated["tools"] == [{"type": "image_generation"}]
+
+
 def test_invalid_client_option_is_400_naming_field_and_values() -> None:
     translated = body(
         tools=[{"type": "function", "name": "f"}, {"type": "image_generation", "quality": "max"}]

@@ -55,7 +55,9 @@ def apply_image_tool(
 
     A client's own ``image_generation`` tool is honoured (its fields win over the defaults)
     even when the gateway flag is off; ``tool_choice: {"type": "image_generation"}`` forces
-    the tool in; ``"image_generation": false`` in the request body turns injection off.
+    the tool in; ``"image_generation": false`` in the request body turns injection off, and so
+    does anything an extra tool would contradict (:func:`injection_blocked`). ``body`` is the
+    Responses body (chat or passthrough alike); ``chat`` is the client's own request.
     """
     flag = chat.get("image_generation")
     if flag is not None and not isinstance(flag, bool):
@@ -70,11 +72,29 @@ def apply_image_tool(
             return tools[index].get("output_format")
     choice = body.get("tool_choice")
     forced = isinstance(choice, Mapping) and choice.get("type") == IMAGE_TOOL
-    if forced or (enabled and flag is not False):
+    if forced or (enabled and flag is not False and not injection_blocked(body, chat)):
         tool = image_tool(defaults, None, "tools")
         tools.append(tool)
         return tool.get("output_format")
     return None
+
+
+def injection_blocked(body: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
+    """True when an injected image tool would contradict what the client asked for: a forced
+    tool (``tool_choice`` "required" or naming a tool: the model could satisfy it with an image
+    instead), a JSON answer (``text.format`` json_schema/json_object), or ``modalities``
+    without "image"."""
+    modalities = request.get("modalities")
+    if isinstance(modalities, list) and "image" not in modalities:
+        return True
+    choice = body.get("tool_choice")
+    if choice == "required":
+        return True
+    if isinstance(choice, Mapping) and choice.get("type") not in ("allowed_tools", IMAGE_TOOL):
+        return True
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, Mapping) else None
+    return isinstance(fmt, Mapping) and fmt.get("type") in ("json_schema", "json_object")
 
 
 def alt_text(revised_prompt: Any) -> str:

@@ -50,6 +50,7 @@ from codex_proxy.translate.tools import (
 
 __all__ = [
     "ALLOWED_TOOLS_MODES",
+    "BACKEND_REFUSED",
     "ENCRYPTED_REASONING",
     "EXTERNAL_KEYS",
     "IMAGE_DETAILS",
@@ -60,6 +61,9 @@ __all__ = [
     "VERBOSITIES",
     "RequestOptions",
     "TranslatedRequest",
+    "derived_cache_key",
+    "reasoning_config",
+    "resolve_model",
     "translate_request",
 ]
 
@@ -120,6 +124,18 @@ _API_ONLY: dict[str, tuple[str, Callable[[Any], bool], str]] = {
     "prompt_cache_retention": ("prompt_cache_retention", is_str, "a string"),
 }
 
+# Responses parameters the ChatGPT backend answers "Unsupported parameter" (protocol.md §3.3, §7.2).
+BACKEND_REFUSED = frozenset(spec[0] for spec in _API_ONLY.values()) | {
+    "truncation",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "previous_response_id",
+    "conversation",
+    "background",
+}
+
 
 @dataclass(frozen=True)
 class RequestOptions:
@@ -152,7 +168,7 @@ def translate_request(chat: Any, options: RequestOptions) -> TranslatedRequest:
     if not isinstance(chat, dict):
         raise invalid_request("Request body must be a JSON object", None, "invalid_type")
     _reject_unsupported(chat)
-    echo_model, upstream_model, suffix_effort = _resolve_model(chat.get("model"), options)
+    echo_model, upstream_model, suffix_effort = resolve_model(chat.get("model"), options)
     _check_message_count(chat.get("messages"), options.max_messages)
     messages = chat_messages(chat)
     input_items = translate_messages(messages)
@@ -163,7 +179,7 @@ def translate_request(chat: Any, options: RequestOptions) -> TranslatedRequest:
     stream = opt_bool(chat, "stream", "")
     include_usage = _include_usage(chat)
     opt_bool(chat, "store", "")  # any value is fine; the upstream always gets store=false
-    reasoning = _reasoning_config(chat, suffix_effort, options)
+    reasoning = reasoning_config(chat, suffix_effort, options)
     text = _text_config(chat)
     forwarded, dropped = _extra_params(chat, options.chatgpt_backend)
     cache_key = _prompt_cache_key(chat, options, upstream_model, messages)
@@ -288,7 +304,7 @@ def _check_modalities(chat: Mapping[str, Any]) -> None:
             raise bad_value(param, modality, ("text",))
 
 
-def _resolve_model(raw: Any, options: RequestOptions) -> tuple[str, str, str | None]:
+def resolve_model(raw: Any, options: RequestOptions) -> tuple[str, str, str | None]:
     """(name echoed to the client, name sent upstream, effort from a suffix)."""
     if raw is None or raw in ("", "default"):
         requested = options.default_model
@@ -351,14 +367,18 @@ def _prompt_cache_key(
         return key
     if options.session_id:
         return options.session_id
-    seed = f"{model}\n{first_user_text(messages)}"
-    return str(uuid.uuid5(_CACHE_KEY_NAMESPACE, seed))
+    return derived_cache_key(model, first_user_text(messages))
+
+
+def derived_cache_key(model: str, first_text: str) -> str:
+    """A stable key from how a conversation began: the same on every turn of it."""
+    return str(uuid.uuid5(_CACHE_KEY_NAMESPACE, f"{model}\n{first_text}"))
 
 
 # --------------------------------------------------------------------------- reasoning and text
 
 
-def _reasoning_config(
+def reasoning_config(
     chat: Mapping[str, Any], suffix_effort: str | None, options: RequestOptions
 ) -> dict[str, Any] | None:
     """`reasoning` for the body, or None when it must be omitted (non-reasoning api models)."""
