@@ -19,9 +19,9 @@ import binascii
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from codex_proxy.image_magic import sniff_format
-from codex_proxy.images import IMAGE_TOOL, data_uri
+from codex_proxy._sniff import sniff_format
 from codex_proxy.translate.errors import invalid_request
+from codex_proxy.translate.images import IMAGE_TOOL, data_uri
 
 __all__ = [
     "IMAGE_HISTORY_MODES",

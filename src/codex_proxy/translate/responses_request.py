@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from codex_proxy.images import apply_image_tool
 from codex_proxy.translate.checks import (
     bad_value,
     opt_bool,
@@ -26,6 +25,7 @@ from codex_proxy.translate.checks import (
     type_error,
 )
 from codex_proxy.translate.errors import invalid_request
+from codex_proxy.translate.images import apply_image_tool
 from codex_proxy.translate.request import (
     BACKEND_REFUSED,
     ENCRYPTED_REASONING,
