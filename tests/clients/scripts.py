@@ -22,7 +22,8 @@ def call(name: str, arguments: str, call_id: str = "call_1") -> Reply:
     """One function call with its JSON arguments split across deltas."""
     s = ResponseScript()
     s.start()
-    s.function_call(name, [arguments[i : i + 7] for i in range(0, len(arguments), 7)], call_id=call_id)
+    chunks = [arguments[i : i + 7] for i in range(0, len(arguments), 7)]
+    s.function_call(name, chunks, call_id=call_id)
     s.completed()
     return Reply(events=s.events)
 
@@ -58,3 +59,14 @@ def tool_outputs(fake: FakeUpstream) -> list[tuple[str, str]]:
     """``(call_id, output)`` of every tool result the client sent back, last request only."""
     last = fake.responses_requests[-1].body["input"]
     return [(i["call_id"], i["output"]) for i in last if i.get("type") == "function_call_output"]
+
+
+def developer_text(fake: FakeUpstream, index: int = 0) -> str:
+    """The system prompt as the gateway forwarded it: developer messages in ``input``."""
+    items = fake.responses_requests[index].body["input"]
+    return "\n".join(
+        part["text"]
+        for item in items
+        if item.get("role") == "developer"
+        for part in item["content"]
+    )

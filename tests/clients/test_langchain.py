@@ -66,9 +66,7 @@ def test_with_structured_output_parses_the_json_schema_answer(
     assert set(fmt["schema"]["properties"]) == {"name", "population"}
 
 
-def test_image_arrives_as_a_markdown_data_uri(
-    image_gw: Gateway, upstream: FakeUpstream
-) -> None:
+def test_image_arrives_as_a_markdown_data_uri(image_gw: Gateway, upstream: FakeUpstream) -> None:
     data = png()
     upstream.enqueue(image(data))
     answer = chat(f"{image_gw.url}/v1").invoke("Draw a fox")
