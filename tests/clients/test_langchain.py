@@ -73,3 +73,18 @@ def test_image_arrives_as_a_markdown_data_uri(image_gw: Gateway, upstream: FakeU
     assert isinstance(answer.content, str)
     assert answer.content.startswith("Here it is.")
     assert decode_image(answer.content) == data
+
+
+def test_codex_name_stays_on_chat_completions_when_told(
+    base_url: str, upstream: FakeUpstream
+) -> None:
+    upstream.enqueue(text("Still chat."))
+    llm = ChatOpenAI(
+        base_url=base_url,
+        api_key=KEY,
+        model="gpt-5.3-codex",
+        use_responses_api=False,
+        max_retries=0,
+    )
+    assert llm.invoke("hi").content == "Still chat."
+    assert upstream.responses_requests[0].body["model"] == "gpt-5.3-codex"
