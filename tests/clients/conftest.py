@@ -20,7 +20,7 @@ from ..conftest import Gateway, start_gateway
 KEY = "sk-clients-test-token"
 MODEL = "gpt-5.4"  # no "codex" in it: LangChain and LiteLLM would switch to /v1/responses
 
-# Set before any library is imported: some read these once, at import time.
+# Set at import, before any library is: some read these once. They only turn off phoning home.
 QUIET_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no model price list download
     "LITELLM_TELEMETRY": "False",
@@ -28,16 +28,19 @@ QUIET_ENV = {
     "LANGSMITH_TRACING": "false",
     "OPENAI_AGENTS_DISABLE_TRACING": "1",
     "DO_NOT_TRACK": "1",
-    "ANONYMIZED_TELEMETRY": "False",
     "HF_HUB_OFFLINE": "1",
-    "AUTOGEN_USE_DOCKER": "False",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
 }
 os.environ.update(QUIET_ENV)
-# A stray key or base URL from the developer's shell must not decide where a library goes.
-for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
-    os.environ.pop(_name, None)
+
+
+@pytest.fixture(autouse=True)
+def _client_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key, base URL or proxy from the developer's shell must not decide where a library
+    goes: each test passes the gateway's URL and key explicitly."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 def _serve(settings: Settings) -> Iterator[Gateway]:
