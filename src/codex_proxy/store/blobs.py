@@ -72,8 +72,8 @@ class BlobStore:
         except FileNotFoundError:
             raise StoredResponseNotFound("blob", f"sha256:{digest}") from None
 
-    def files(self) -> Iterator[tuple[str, Path]]:
-        """Every blob file (digest, path); temp files of crashed writes that are a day old go."""
+    def files(self) -> Iterator[tuple[str, float]]:
+        """Every blob file (digest, mtime); temp files of crashed writes that are a day old go."""
         if not self.root.is_dir():
             return
         now = time.time()
@@ -82,7 +82,8 @@ class BlobStore:
                 continue
             for path in folder.iterdir():
                 if _HEX.match(path.name):
-                    yield path.name, path
+                    with contextlib.suppress(FileNotFoundError):
+                        yield path.name, path.stat().st_mtime
                 elif path.name.endswith(".tmp") and _older(path, now - STALE_TEMP_SECONDS):
                     with contextlib.suppress(OSError):
                         path.unlink()
@@ -100,7 +101,7 @@ class BlobStore:
 
 def _older(path: Path, cutoff: float) -> bool:
     try:
-        return path.stat().st_mtime < cutoff
+        return path.stat().st_mtime <= cutoff
     except FileNotFoundError:
         return False
 

@@ -208,6 +208,7 @@ class SQLiteBackend:
                 rows.append((response_id, kind, position, item["id"], body))
         head = externalize({**response, "output": []}, found)
 
+        self._conn()  # creates the data folder (0700) before the first blob file
         for digest, data in found.items():
             self.blobs.put(digest, data)
         with self._write() as conn:
@@ -242,9 +243,11 @@ class SQLiteBackend:
         self, now: float | None = None, *, blob_grace_seconds: float = BLOB_GRACE_SECONDS
     ) -> PruneReport:
         """Responses created before ``now - ttl_days`` (none when ttl_days is 0), then blob
-        files no row references that are older than ``blob_grace_seconds`` (a save writes its
-        blobs just before its transaction). Small batches: other writers wait only briefly."""
-        now = time.time() if now is None else now
+        files no row references whose mtime is more than ``blob_grace_seconds`` before the
+        real clock (a save writes its blobs just before its transaction). Small batches: other
+        writers wait only briefly."""
+        clock = time.time()
+        now = clock if now is None else now
         responses = 0
         if self.ttl_days > 0:
             cutoff = now - self.ttl_days * 86400
@@ -264,10 +267,10 @@ class SQLiteBackend:
                 responses += len(ids)
                 if len(ids) < PRUNE_BATCH:
                     break
-        return PruneReport(responses=responses, blobs=self._sweep(now - blob_grace_seconds))
+        return PruneReport(responses=responses, blobs=self._sweep(clock - blob_grace_seconds))
 
     def _sweep(self, cutoff: float) -> int:
-        old = [digest for digest, mtime in self.blobs.files() if mtime < cutoff]
+        old = [digest for digest, mtime in self.blobs.files() if mtime <= cutoff]
         removed = 0
         for start in range(0, len(old), PRUNE_BATCH):
             chunk = old[start : start + PRUNE_BATCH]
