@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from codex_proxy.config import (
     CHATGPT_BASE_URL,
     OPENAI_BASE_URL,
     ConfigError,
+    default_data_dir,
+    default_image_dir,
     load_settings,
 )
 
@@ -80,6 +83,9 @@ def test_aliases_models_and_compat_names(tmp_path: Path, monkeypatch: pytest.Mon
         ("CODEX_MODEL_ALIASES", "{oops", "CODEX_MODEL_ALIASES must be a JSON object"),
         ("CODEX_UPSTREAM_IDLE_TIMEOUT", "-1", "must be greater than 0"),
         ("CODEX_UPSTREAM_TRANSPORT", "h2", "CODEX_UPSTREAM_TRANSPORT must be one of wire, httpx"),
+        ("CODEX_RESPONSES_STORE", "maybe", "CODEX_RESPONSES_STORE must be one of"),
+        ("CODEX_RESPONSES_TTL_DAYS", "-1", "CODEX_RESPONSES_TTL_DAYS must be between 0"),
+        ("CODEX_RESPONSES_TTL_DAYS", "1.5", "CODEX_RESPONSES_TTL_DAYS must be a whole number"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -88,3 +94,40 @@ def test_bad_values_name_the_variable(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=message):
         load_settings(environ={name: value})
+
+
+def test_response_store_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    defaults = load_settings(environ={"XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert defaults.responses_store is True
+    assert defaults.responses_ttl_days == 30
+    if sys.platform not in ("darwin", "win32"):
+        assert defaults.data_dir == tmp_path / "xdg" / "codex-proxy"
+    chosen = load_settings(
+        environ={
+            "CODEX_DATA_DIR": "~/somewhere",
+            "CODEX_RESPONSES_STORE": "off",
+            "CODEX_RESPONSES_TTL_DAYS": "0",
+        }
+    )
+    assert chosen.data_dir == Path.home() / "somewhere"
+    assert (chosen.responses_store, chosen.responses_ttl_days) == (False, 0)
+    assert load_settings(environ={"CODEX_RESPONSES_STORE": "on"}).responses_store is True
+
+
+@pytest.mark.parametrize(
+    ("platform", "env", "expected"),
+    [
+        ("linux", {}, Path.home() / ".local" / "share" / "codex-proxy"),
+        ("linux", {"XDG_DATA_HOME": "/x"}, Path("/x/codex-proxy")),
+        ("darwin", {}, Path.home() / "Library" / "Application Support" / "codex-proxy"),
+        ("win32", {"LOCALAPPDATA": "/la"}, Path("/la/codex-proxy")),
+        ("win32", {}, Path.home() / "AppData" / "Local" / "codex-proxy"),
+    ],
+)
+def test_default_data_dir_per_platform(
+    platform: str, env: dict[str, str], expected: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
+    assert default_data_dir(env) == expected
+    assert default_image_dir(env) == expected / "images"

@@ -94,6 +94,9 @@ class Settings:
     max_images: int = 64
     cors_origins: tuple[str, ...] = ()
     refresh_timeout: float = 30.0
+    data_dir: Path = field(default_factory=lambda: default_data_dir({}))
+    responses_store: bool = True
+    responses_ttl_days: int = 30
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -222,16 +225,32 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         max_images=_int(env, "CODEX_MAX_IMAGES", 64, 0, 100_000),
         cors_origins=tuple(o.rstrip("/") for o in _list(get("CODEX_CORS_ORIGINS"))),
         refresh_timeout=_float(env, "CODEX_REFRESH_TIMEOUT", 30.0),
+        data_dir=Path(get("CODEX_DATA_DIR")).expanduser()
+        if get("CODEX_DATA_DIR")
+        else default_data_dir(env),
+        responses_store=_bool(env, "CODEX_RESPONSES_STORE")
+        if (get("CODEX_RESPONSES_STORE") or "").strip()
+        else True,
+        responses_ttl_days=_int(env, "CODEX_RESPONSES_TTL_DAYS", 30, 0, 36500),
     )
 
 
 def default_image_dir(env: Mapping[str, str]) -> Path:
     """A per-user data folder for url-mode images."""
+    return default_data_dir(env) / "images"
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """The platform's per-user data folder (the stored responses hold conversations, so it is
+    per user): XDG_DATA_HOME or ~/.local/share, ~/Library/Application Support, %LOCALAPPDATA%."""
     if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "codex-proxy" / "images"
+        return Path.home() / "Library" / "Application Support" / "codex-proxy"
+    if sys.platform == "win32":
+        base = env.get("LOCALAPPDATA")
+        return (Path(base) if base else Path.home() / "AppData" / "Local") / "codex-proxy"
     base = env.get("XDG_DATA_HOME")
     root = Path(base).expanduser() if base else Path.home() / ".local" / "share"
-    return root / "codex-proxy" / "images"
+    return root / "codex-proxy"
 
 
 def _image_options(env: Mapping[str, str]) -> dict[str, Any]:
