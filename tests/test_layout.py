@@ -28,7 +28,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "config": {"_image_options"},
     "translate": {"_image_options", "_sniff"},
     "upstream": {"translate", "config", "__init__", "_files", "_json"},
-    "store": {"config", "_files", "_json", "translate"},
+    "store": {"config", "_files", "_json", "_sniff"},
     "server": {"upstream", "store", "translate"} | BOTTOM,
     "login": {"upstream", "config", "__init__"},
     "service": {"config", "_files"},

@@ -13,8 +13,8 @@ The route uses :func:`open_store` and the :class:`ResponseStore` interface only:
 
 from __future__ import annotations
 
-from ..config import Settings
-from .base import (
+from codex_proxy.config import Settings
+from codex_proxy.store.base import (
     DEFAULT_LIST_LIMIT,
     MAX_CHAIN_DEPTH,
     MAX_LIST_LIMIT,
@@ -27,10 +27,10 @@ from .base import (
     StoredTurn,
     StoreError,
 )
-from .blobs import INLINE_LIMIT, blob_digest, is_blob_ref
-from .retention import prune_periodically
-from .sqlite import SQLiteBackend
-from .threaded import ThreadedStore
+from codex_proxy.store.blobs import INLINE_LIMIT, blob_digest, is_blob_ref
+from codex_proxy.store.retention import prune_periodically
+from codex_proxy.store.sqlite import SQLiteBackend
+from codex_proxy.store.threaded import ThreadedStore
 
 __all__ = [
     "DEFAULT_LIST_LIMIT",

@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..files import write_atomic
-from ..image_magic import sniff_format
-from .base import StoredResponseNotFound
+from codex_proxy._files import write_atomic
+from codex_proxy._sniff import sniff_format
+from codex_proxy.store.base import StoredResponseNotFound
 
 INLINE_LIMIT = 64 * 1024
 MARKER = "$blob"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, InvalidListParameter
+from codex_proxy.store.base import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, InvalidListParameter
 
 
 def check_list_params(limit: object, order: object) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .base import ResponseStore
+from codex_proxy.store.base import ResponseStore
 
 log = logging.getLogger("codex_proxy.store")
 PRUNE_EVERY_SECONDS = 3600.0

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .base import (
+from codex_proxy.store.base import (
     DEFAULT_LIST_LIMIT,
     MAX_CHAIN_DEPTH,
     ChainError,
@@ -33,9 +33,9 @@ from .base import (
     StoredTurn,
     StoreError,
 )
-from .blobs import BlobStore, check_no_markers, externalize, restore
-from .items import with_id
-from .pages import check_list_params, page
+from codex_proxy.store.blobs import BlobStore, check_no_markers, externalize, restore
+from codex_proxy.store.items import with_id
+from codex_proxy.store.pages import check_list_params, page
 
 DB_NAME = "responses.sqlite3"
 BLOB_FOLDER = "blobs"

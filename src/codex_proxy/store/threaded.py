@@ -14,8 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .base import DEFAULT_LIST_LIMIT, MAX_CHAIN_DEPTH, Order, PruneReport, StoredTurn
-from .sqlite import SQLiteBackend
+from codex_proxy.store.base import (
+    DEFAULT_LIST_LIMIT,
+    MAX_CHAIN_DEPTH,
+    Order,
+    PruneReport,
+    StoredTurn,
+)
+from codex_proxy.store.sqlite import SQLiteBackend
 
 T = TypeVar("T")
 DEFAULT_THREADS = 4
