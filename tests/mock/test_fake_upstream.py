@@ -518,7 +518,7 @@ def test_models_catalog(fake: FakeUpstream, http: httpx.Client) -> None:
 
     models = response.json()["models"]
     assert response.status_code == 200
-    assert models[0]["slug"] == "gpt-5-codex"
+    assert models[0]["slug"] == "gpt-6-astra"
     assert {m["visibility"] for m in models} == {"list", "hide"}
     assert all({"slug", "display_name", "supported_in_api", "priority"} <= set(m) for m in models)
 
