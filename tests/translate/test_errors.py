@@ -150,7 +150,7 @@ def test_failed_event_with_odd_response_shapes(response: object) -> None:
 
 REFUSED = b'{"detail":"The \'gpt-5.3-codex\' model is not supported when using Codex with a ChatGPT account."}'  # noqa: E501
 TOO_OLD = (
-    b"{\"detail\":\"The 'gpt-6-astra' model requires a newer version of Codex. Please upgrade "
+    b'{"detail":"The \'gpt-6-astra\' model requires a newer version of Codex. Please upgrade '
     b'to the latest app or CLI and try again."}'
 )
 
