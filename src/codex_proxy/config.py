@@ -191,7 +191,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         auth_issuer=(get("CODEX_AUTH_ISSUER") or AUTH_ISSUER).rstrip("/"),
         model=(get("CODEX_MODEL") or "").strip() or None,
         model_aliases=_string_map(
-            get("CODEX_MODEL_ALIASES"), "CODEX_MODEL_ALIASES", '{"fast": "gpt-5.1-codex-mini"}'
+            get("CODEX_MODEL_ALIASES"), "CODEX_MODEL_ALIASES", '{"fast": "gpt-5.4-mini"}'
         ),
         models=_list(get("CODEX_MODELS")) or BUILTIN_MODELS,
         models_ttl=_float(env, "CODEX_MODELS_TTL", 300.0),
