@@ -119,6 +119,7 @@ def base_settings(fake: FakeUpstream, codex_home: Path) -> Settings:
         upstream_base_url=fake.url,
         refresh_token_url=f"{fake.url}/oauth/token",
         model="gpt-5.2-codex",
+        client_version="0.135.0",
         upstream_idle_timeout=5.0,
         sse_keepalive_seconds=15.0,
     )

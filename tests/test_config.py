@@ -131,3 +131,23 @@ def test_default_data_dir_per_platform(
     monkeypatch.setattr(sys, "platform", platform)
     assert default_data_dir(env) == expected
     assert default_image_dir(env) == expected / "images"
+
+
+def test_model_and_client_version_are_found_when_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={"CODEX_MODEL": " ", "CODEX_CLIENT_VERSION": ""})
+    assert settings.model is None and settings.client_version is None
+    pinned = load_settings(environ={"CODEX_MODEL": "gpt-5.5", "CODEX_CLIENT_VERSION": "0.171.0"})
+    assert (pinned.model, pinned.client_version) == ("gpt-5.5", "0.171.0")
+    assert load_settings(environ={"CODEX_CLIENT_VERSION": "0.130.0-alpha.5"}).client_version
+
+
+@pytest.mark.parametrize("value", ["latest", "0.171", "0.171.0\r\nx: y", "v0.171.0"])
+def test_client_version_must_be_a_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="CODEX_CLIENT_VERSION"):
+        load_settings(environ={"CODEX_CLIENT_VERSION": value})

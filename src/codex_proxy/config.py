@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,16 +24,21 @@ CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/codex"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 REFRESH_TOKEN_URL = "https://auth.openai.com/oauth/token"
 AUTH_ISSUER = "https://auth.openai.com"
-DEFAULT_MODEL = "gpt-5.2-codex"
-DEFAULT_CLIENT_VERSION = "0.135.0"
+# Fallbacks only: the default model comes from the backend catalog and the client version from
+# the Codex CLI installed here (upstream/client_version.py); these serve when neither can be read.
+DEFAULT_MODEL = "gpt-5.5"
+DEFAULT_CLIENT_VERSION = "0.171.0"
 BUILTIN_MODELS = (
-    "gpt-5.3-codex",
-    "gpt-5.2-codex",
-    "gpt-5.2",
-    "gpt-5.1-codex-max",
-    "gpt-5.1-codex-mini",
-    "gpt-5.1",
+    "gpt-6-astra",
+    "gpt-6.2-sol",
+    "gpt-5.6-sol",
+    "gpt-5.6-terra",
+    "gpt-5.6-luna",
+    "gpt-5.5",
+    "gpt-5.4",
+    "gpt-5.4-mini",
 )
+_CLIENT_VERSION = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]{1,40})?")
 AUTH_MODES = ("auto", "chatgpt", "api_key")
 IMAGE_DELIVERIES = ("markdown", "images", "both", "url")
 IMAGE_HISTORY_MODES = ("last", "all", "none")
@@ -61,7 +67,7 @@ class Settings:
     upstream_base_url: str | None = None
     refresh_token_url: str = REFRESH_TOKEN_URL
     auth_issuer: str = AUTH_ISSUER
-    model: str = DEFAULT_MODEL
+    model: str | None = None  # CODEX_MODEL; None: the backend catalog's default
     model_aliases: Mapping[str, str] = field(default_factory=dict)
     models: tuple[str, ...] = BUILTIN_MODELS
     models_ttl: float = 300.0
@@ -72,7 +78,7 @@ class Settings:
     upstream_transport: str = "wire"
     sse_keepalive_seconds: float = 15.0
     refresh_skew_seconds: float = 300.0
-    client_version: str = DEFAULT_CLIENT_VERSION
+    client_version: str | None = None  # CODEX_CLIENT_VERSION; None: found at startup
     originator: str = "codex_cli_rs"
     user_agent: str | None = None
     openai_beta: str = "responses=experimental"
@@ -186,9 +192,9 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         upstream_base_url=get("CODEX_UPSTREAM_BASE_URL") or get("CODEX_CODEX_BASE_URL") or None,
         refresh_token_url=get("CODEX_REFRESH_TOKEN_URL_OVERRIDE") or REFRESH_TOKEN_URL,
         auth_issuer=(get("CODEX_AUTH_ISSUER") or AUTH_ISSUER).rstrip("/"),
-        model=get("CODEX_MODEL") or DEFAULT_MODEL,
+        model=(get("CODEX_MODEL") or "").strip() or None,
         model_aliases=_string_map(
-            get("CODEX_MODEL_ALIASES"), "CODEX_MODEL_ALIASES", '{"fast": "gpt-5.1-codex-mini"}'
+            get("CODEX_MODEL_ALIASES"), "CODEX_MODEL_ALIASES", '{"fast": "gpt-5.4-mini"}'
         ),
         models=_list(get("CODEX_MODELS")) or BUILTIN_MODELS,
         models_ttl=_float(env, "CODEX_MODELS_TTL", 300.0),
@@ -199,7 +205,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         upstream_transport=_choice(env, "CODEX_UPSTREAM_TRANSPORT", UPSTREAM_TRANSPORTS),
         sse_keepalive_seconds=_float(env, "CODEX_SSE_KEEPALIVE_SECONDS", 15.0),
         refresh_skew_seconds=_float(env, "CODEX_REFRESH_SKEW_SECONDS", 300.0),
-        client_version=get("CODEX_CLIENT_VERSION") or DEFAULT_CLIENT_VERSION,
+        client_version=_client_version(get("CODEX_CLIENT_VERSION")),
         originator=get("CODEX_ORIGINATOR") or "codex_cli_rs",
         user_agent=get("CODEX_USER_AGENT") or None,
         openai_beta=get("CODEX_OPENAI_BETA", "responses=experimental"),
@@ -313,6 +319,16 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0, not {raw!r}")
+    return value
+
+
+def _client_version(raw: str | None) -> str | None:
+    """A Codex release number such as 0.171.0 (it goes into a header), or None when unset."""
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not _CLIENT_VERSION.fullmatch(value):
+        raise ConfigError(f"CODEX_CLIENT_VERSION must be a version such as 0.171.0, not {raw!r}")
     return value
 
 

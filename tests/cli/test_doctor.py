@@ -152,3 +152,28 @@ def test_refresh_rejected(tmp_path, upstream, served, home) -> None:
     assert result.returncode == 1
     assert "FAIL    Your ChatGPT login has expired" in row(result.stdout, "refresh")
     assert "fix: run `codex-proxy login`" in result.stdout
+
+
+def test_client_version_and_its_source(tmp_path, upstream, served, home) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    values = settings_env(tmp_path, upstream, home, port_of(served))
+    result = doctor(tmp_path, {**values, "PATH": str(empty)})
+    assert "info    " in row(result.stdout, "client version")
+    assert "(from built-in)" in row(result.stdout, "client version")
+    (home / "version.json").write_text(json.dumps({"latest_version": "0.177.0"}))
+    result = doctor(tmp_path, {**values, "PATH": str(empty)})
+    assert "ok      0.177.0 (from version.json)" in row(result.stdout, "client version")
+    assert upstream.requests[-1].query["client_version"] == "0.177.0"
+    pinned = doctor(tmp_path, {**values, "CODEX_CLIENT_VERSION": "0.180.1"})
+    assert "ok      0.180.1 (from CODEX_CLIENT_VERSION)" in row(pinned.stdout, "client version")
+
+
+@pytest.mark.parametrize("shape", ["challenge", "1010"])
+def test_cloudflare_is_recognised(tmp_path, upstream, served, home, shape: str) -> None:
+    upstream.behave(edge_block=shape)
+    result = doctor(tmp_path, settings_env(tmp_path, upstream, home, port_of(served)))
+    assert result.returncode == 1
+    assert "FAIL    " in row(result.stdout, "upstream") and "Cloudflare" in result.stdout
+    assert "fix: Cloudflare refused this machine's connection, not the login" in result.stdout
+    assert upstream.token_requests == []

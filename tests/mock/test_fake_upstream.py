@@ -518,7 +518,7 @@ def test_models_catalog(fake: FakeUpstream, http: httpx.Client) -> None:
 
     models = response.json()["models"]
     assert response.status_code == 200
-    assert models[0]["slug"] == "gpt-5-codex"
+    assert models[0]["slug"] == "gpt-6-astra"
     assert {m["visibility"] for m in models} == {"list", "hide"}
     assert all({"slug", "display_name", "supported_in_api", "priority"} <= set(m) for m in models)
 
@@ -582,3 +582,76 @@ def test_requests_state_and_reset_over_http(fake: FakeUpstream, http: httpx.Clie
 
     assert http.get("/_mock/requests").json() == []
     assert fake.requests == []
+
+
+# -- the late-2026 backend: catalog default, refusals, Cloudflare, usage -----------------------
+
+
+def test_default_model_moves(fake: FakeUpstream, http: httpx.Client) -> None:
+    fake.set_default_model("gpt-5.4-mini")  # already listed: moved to the front, once
+    slugs = [m["slug"] for m in http.get("/models").json()["models"]]
+    assert slugs[0] == "gpt-5.4-mini" and slugs.count("gpt-5.4-mini") == 1
+    answer = http.post("/_mock/models", json={"default": "gpt-7"})
+    assert answer.json()["models"][:2] == ["gpt-7", "gpt-5.4-mini"]
+    assert http.post("/_mock/models", json=[1]).status_code == 400
+
+
+def test_catalog_only_refuses_unlisted_models(fake: FakeUpstream, http: httpx.Client) -> None:
+    assert http.post("/responses", json=valid_body(model="gpt-5.3-codex")).status_code == 200
+    http.post("/_mock/behaviour", json={"catalog_only": True}).raise_for_status()
+    refused = http.post("/responses", json=valid_body(model="gpt-5.3-codex"))
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "detail": "The 'gpt-5.3-codex' model is not supported when using Codex with a ChatGPT "
+        "account."
+    }
+    hidden = http.post("/responses", json=valid_body(model="codex-internal-preview"))
+    assert hidden.status_code == 400
+    assert http.post("/responses", json=valid_body(model="gpt-5.5")).status_code == 200
+
+
+def test_version_floor(fake: FakeUpstream, http: httpx.Client) -> None:
+    fake.behave(min_client_version="0.150.0")
+    for version in (None, "0.149.9", "junk"):
+        headers = {"version": version} if version else {}
+        old = http.post("/responses", json=valid_body(model="gpt-5.5"), headers=headers)
+        assert old.status_code == 400
+        assert "requires a newer version of Codex" in old.json()["detail"]
+    for version in ("0.150.0", "0.171.0-alpha.1", "1.0.0"):
+        ok = http.post("/responses", json=valid_body(), headers={"version": version})
+        assert ok.status_code == 200
+    bad = http.post("/_mock/behaviour", json={"min_client_version": "new"})
+    assert bad.status_code == 400
+    assert http.post("/_mock/behaviour", json={"sideways": 1}).status_code == 400
+
+
+@pytest.mark.parametrize("shape", ["challenge", "html", "1010"])
+def test_edge_blocks(fake: FakeUpstream, http: httpx.Client, shape: str) -> None:
+    http.post("/_mock/behaviour", json={"edge_block": shape}).raise_for_status()
+    for answer in (http.post("/responses", json=valid_body()), http.get("/models")):
+        assert answer.status_code == 403
+        if shape == "challenge":
+            assert answer.headers["cf-mitigated"] == "challenge"
+            assert answer.text.startswith("<!DOCTYPE html>")
+        elif shape == "1010":
+            assert answer.text == "error code: 1010"
+        else:
+            assert answer.headers["content-type"].startswith("text/html")
+    assert http.post("/_mock/behaviour", json={"edge_block": "nope"}).status_code == 400
+    fake.clear()
+    assert http.get("/models").status_code == 200
+
+
+def test_usage_endpoint(fake: FakeUpstream, http: httpx.Client) -> None:
+    for path in ("/wham/usage", "/backend-api/wham/usage"):
+        usage = http.get(path).json()
+        window = usage["rate_limit"]["primary_window"]
+        assert window["limit_window_seconds"] == 18000
+        assert window["reset_at"] - window["reset_after_seconds"] == pytest.approx(
+            time.time(), abs=60
+        )
+    http.post("/_mock/usage", json={"plan_type": "pro"}).raise_for_status()
+    assert http.get("/wham/usage").json() == {"plan_type": "pro"}
+    http.post("/_mock/usage", json={"status": 500, "body": {"detail": "down"}})
+    assert http.get("/wham/usage").status_code == 500
+    assert http.get("/wham/usage", headers={"authorization": ""}).status_code == 401

@@ -47,12 +47,15 @@ def get_status(gateway: Gateway, path: str = "/v1/status") -> dict:
 
 
 def test_snapshot_follows_the_upstream_headers(guarded: Gateway, upstream: FakeUpstream) -> None:
-    assert get_status(guarded)["rate_limits"] is None  # nothing reported yet
+    # nothing reported by an answer yet: the usage endpoint fills in
+    first = get_status(guarded)["rate_limits"]
+    assert first["source"] == "usage endpoint" and first["primary"]["used_percent"] == 7
     resets_at = int(time.time()) + 90000  # reset-at wins over reset-after-seconds
     headers = {**LIMIT_HEADERS, "x-codex-secondary-reset-at": str(resets_at)}
     upstream.enqueue(Reply(events=text_response("Hello"), headers=headers))
     guarded.client().chat.completions.create(model="gpt-5.2-codex", messages=HI)
     limits = get_status(guarded)["rate_limits"]
+    assert limits["source"] == "headers"
     assert abs(limits["primary"]["resets_at"] - (time.time() + 3600)) < 30
     assert limits["primary"]["used_percent"] == 12.5
     assert limits["primary"]["window_minutes"] == 300

@@ -144,3 +144,72 @@ def test_error_event_both_shapes() -> None:
 def test_failed_event_with_odd_response_shapes(response: object) -> None:
     error = errors.from_stream_event({"type": "response.failed", "response": response})
     assert (error.status, error.message) == (502, "The upstream response failed.")
+
+
+# -- the late-2026 backend: refused models, old clients, Cloudflare (protocol.md 7.5, 7.6) --
+
+REFUSED = b'{"detail":"The \'gpt-5.3-codex\' model is not supported when using Codex with a ChatGPT account."}'  # noqa: E501
+TOO_OLD = (
+    b'{"detail":"The \'gpt-6-astra\' model requires a newer version of Codex. Please upgrade '
+    b'to the latest app or CLI and try again."}'
+)
+
+
+def test_refused_model_lists_the_offered_ones() -> None:
+    context = errors.UpstreamContext("0.171.0", "built-in", ("gpt-6-astra", "gpt-5.5"))
+    assert errors.refused_model(REFUSED) == "gpt-5.3-codex"
+    error = errors.from_upstream_response(400, REFUSED, {}, context)
+    assert (error.status, error.code, error.param) == (400, "model_not_found", "model")
+    assert "'gpt-5.3-codex'" in error.message
+    assert "gpt-6-astra, gpt-5.5" in error.message
+    assert "not supported when using Codex" not in error.message  # ours, not the raw text
+    unknown = errors.from_upstream_response(400, REFUSED, {})
+    assert unknown.code == "model_not_found" and "codex-proxy models" in unknown.message
+
+
+@pytest.mark.parametrize(
+    ("source", "fix"),
+    [
+        ("CODEX_CLIENT_VERSION", "Raise CODEX_CLIENT_VERSION"),
+        ("version.json", "Update the Codex CLI"),
+        ("codex --version", "Update the Codex CLI"),
+        ("built-in", "Set CODEX_CLIENT_VERSION"),
+    ],
+)
+def test_old_client_version_says_what_was_sent_and_the_fix(source: str, fix: str) -> None:
+    context = errors.UpstreamContext("0.135.0", source)
+    error = errors.from_upstream_response(400, TOO_OLD, {}, context)
+    assert (error.status, error.code) == (400, "client_version_too_old")
+    assert f"version 0.135.0 (from {source})" in error.message
+    assert "'gpt-6-astra'" in error.message and fix in error.message
+    assert errors.refused_model(TOO_OLD) is None
+
+
+CHALLENGE = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "shape"),
+    [
+        (403, CHALLENGE, {"cf-mitigated": "challenge", "content-type": "text/html"}, "challenge"),
+        (503, CHALLENGE, {"cf-mitigated": "challenge"}, "challenge"),
+        (403, b"error code: 1010", {"content-type": "text/plain"}, "1010"),
+        (403, b"<html><body>Forbidden</body></html>", {}, "HTML page"),
+        (403, b"<p>no</p>", {"content-type": "text/html; charset=utf-8"}, "HTML page"),
+    ],
+)
+def test_cloudflare_refusals_are_not_auth_failures(
+    status: int, body: bytes, headers: dict[str, str], shape: str
+) -> None:
+    error = errors.from_upstream_response(status, body, headers)
+    assert (error.status, error.type, error.code) == (502, "server_error", "upstream_blocked")
+    assert error.headers == {"x-should-retry": "false"}
+    assert "Cloudflare" in error.message and shape in error.message
+    assert "CODEX_USER_AGENT" in error.message and "HTTPS_PROXY" in error.message
+    assert errors.LOGIN_HINT not in error.message
+
+
+def test_a_json_403_is_still_a_permission_error() -> None:
+    body = b'{"error": {"message": "no access", "code": "forbidden"}}'
+    error = errors.from_upstream_response(403, body, {"content-type": "application/json"})
+    assert error.status == 403 and error.code == "forbidden"

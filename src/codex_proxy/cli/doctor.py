@@ -32,9 +32,11 @@ from codex_proxy.config import ConfigError, Settings, load_settings, local_url, 
 from codex_proxy.service import launchd, systemd
 from codex_proxy.service.common import ServiceError, require_tool, run_tool
 from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.upstream import client_version
 from codex_proxy.upstream.auth import API_KEY, CHATGPT, AuthProvider, Credentials
 from codex_proxy.upstream.auth_store import AuthFile, AuthFileError, read_auth_file
 from codex_proxy.upstream.client import UpstreamClient, make_http_client
+from codex_proxy.upstream.client_version import ClientVersion
 
 OK, FAIL, INFO = "ok", "FAIL", "info"
 EXIT_OK = 0
@@ -113,7 +115,9 @@ def diagnose(env_file: str | None, *, refresh: bool = False) -> list[Check]:
         checks.append(Check("settings", FAIL, str(exc), f"correct the setting in {where}"))
         return checks
     checks.append(check_settings(settings, env_file))
-    checks += asyncio.run(_login_checks(settings, refresh))
+    version = client_version.resolve(settings)
+    checks.append(check_client_version(version))
+    checks += asyncio.run(_login_checks(settings, refresh, version))
     checks.append(check_gateway(settings))
     checks.append(check_images(settings))
     checks.append(check_service())
@@ -164,7 +168,22 @@ def check_settings(settings: Settings, env_file: str | None) -> Check:
 # -- login, refresh and upstream -------------------------------------------------------------
 
 
-async def _login_checks(settings: Settings, refresh: bool) -> list[Check]:
+def check_client_version(version: ClientVersion) -> Check:
+    """The Codex version the gateway claims, and where it came from (the backend refuses old
+    ones and filters its catalog by it)."""
+    detail = f"{version.value} (from {version.source}), sent as the `version` header"
+    if version.source == client_version.BUILT_IN:
+        return Check(
+            "client version",
+            INFO,
+            f"{detail}; set CODEX_CLIENT_VERSION or install the Codex CLI to follow releases",
+        )
+    return Check("client version", OK, detail)
+
+
+async def _login_checks(
+    settings: Settings, refresh: bool, version: ClientVersion | None = None
+) -> list[Check]:
     """auth.json, the login it holds, its token, a refresh and the upstream catalog."""
     if settings.mock:
         return [Check("login", INFO, "serve --mock needs no login")]
@@ -205,7 +224,8 @@ async def _login_checks(settings: Settings, refresh: bool) -> list[Check]:
                         )
                     )
                     return checks
-        checks.append(await check_upstream(UpstreamClient(settings, auth, http), creds, settings))
+        client = UpstreamClient(settings, auth, http, version=version)
+        checks.append(await check_upstream(client, creds, settings))
     return checks
 
 
@@ -305,6 +325,13 @@ async def check_upstream(client: UpstreamClient, creds: Credentials, settings: S
 
 
 def _fix_for(error: OpenAIError, settings: Settings) -> str:
+    if error.code == "upstream_blocked":
+        return (
+            "Cloudflare refused this machine's connection, not the login: set CODEX_USER_AGENT, "
+            "or route through a proxy (HTTPS_PROXY), or try from another network"
+        )
+    if error.code == "client_version_too_old":
+        return "set CODEX_CLIENT_VERSION to a current Codex release, or update the Codex CLI"
     if error.status in (401, 403):
         return LOGIN_FIX
     if error.code == "token_refresh_failed":

@@ -1,6 +1,6 @@
 """The ``codex-proxy`` command line: the parser, with one module per command (``serve``,
-``login`` / ``logout``, ``status``, ``doctor``, ``launchd`` / ``systemd``). This floor is
-imported by nothing in the package."""
+``login`` / ``logout``, ``status``, ``models``, ``doctor``, ``launchd`` / ``systemd``). This
+floor is imported by nothing in the package."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Sequence
 
 from codex_proxy import __version__
-from codex_proxy.cli import EXIT_CONFIG, doctor, login, serve, service, status
+from codex_proxy.cli import EXIT_CONFIG, doctor, login, models, serve, service, status
 
 
 def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
     serve.add_commands(commands)
     login.add_commands(commands)
     status.add_commands(commands)
+    models.add_commands(commands)
     doctor.add_commands(commands)
     service.add_commands(commands)
     return parser

@@ -13,7 +13,7 @@ import httpx
 import orjson
 
 from codex_proxy.cli import EXIT_CONFIG, EXIT_FAILED, settings_or_report
-from codex_proxy.config import local_url
+from codex_proxy.config import Settings, local_url
 
 
 def add_commands(commands: Any) -> None:
@@ -34,38 +34,51 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_or_report(args.env_file)
     if settings is None:
         return EXIT_CONFIG
-    url = (args.url or local_url(settings.host, settings.port)).rstrip("/").removesuffix("/v1")
-    token = args.token or settings.gateway_token
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        answer = httpx.get(f"{url}/v1/status", headers=headers, timeout=args.timeout)
-    except httpx.HTTPError as exc:
-        print(
-            f"codex-proxy: no gateway answers at {url} ({type(exc).__name__}); start it with "
-            "`codex-proxy serve`, or pass --url",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    if answer.status_code == 401:
-        print(
-            f"codex-proxy: {url} refused the gateway token; pass --token or set "
-            "CODEX_GATEWAY_TOKEN (in the environment or the env file)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    if answer.status_code != 200:
-        print(f"codex-proxy: {url}/v1/status answered HTTP {answer.status_code}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        payload = orjson.loads(answer.content)
-    except orjson.JSONDecodeError:
-        print(f"codex-proxy: {url}/v1/status did not answer JSON", file=sys.stderr)
+    url, payload = ask_gateway(args, settings, "/v1/status")
+    if payload is None:
         return EXIT_FAILED
     if args.json:
         print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
     else:
         print(render_table(url, payload))
     return 0
+
+
+def ask_gateway(
+    args: argparse.Namespace, settings: Settings, path: str, quiet: bool = False
+) -> tuple[str, dict[str, Any] | None]:
+    """GET ``path`` of the running gateway (``--url``/``--token`` or the settings): its base URL
+    and JSON answer, or None after saying on stderr what went wrong (unless ``quiet``)."""
+    url = (args.url or local_url(settings.host, settings.port)).rstrip("/").removesuffix("/v1")
+    token = args.token or settings.gateway_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def fail(message: str) -> tuple[str, None]:
+        if not quiet:
+            print(f"codex-proxy: {message}", file=sys.stderr)
+        return url, None
+
+    try:
+        answer = httpx.get(f"{url}{path}", headers=headers, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        return fail(
+            f"no gateway answers at {url} ({type(exc).__name__}); start it with "
+            "`codex-proxy serve`, or pass --url"
+        )
+    if answer.status_code == 401:
+        return fail(
+            f"{url} refused the gateway token; pass --token or set "
+            "CODEX_GATEWAY_TOKEN (in the environment or the env file)"
+        )
+    if answer.status_code != 200:
+        return fail(f"{url}{path} answered HTTP {answer.status_code}")
+    try:
+        payload = orjson.loads(answer.content)
+    except orjson.JSONDecodeError:
+        payload = None
+    if not isinstance(payload, dict):
+        return fail(f"{url}{path} did not answer a JSON object")
+    return url, payload
 
 
 def render_table(url: str, status: dict[str, Any], now: float | None = None) -> str:
@@ -76,6 +89,11 @@ def render_table(url: str, status: dict[str, Any], now: float | None = None) -> 
         ("gateway", f"{url} (codex-proxy {status.get('version')}, up {up})"),
         ("upstream", str(status.get("upstream"))),
     ]
+    version = status.get("client_version") or {}
+    if version:
+        rows.append(("client version", f"{version.get('value')} (from {version.get('source')})"))
+    if status.get("default_model"):
+        rows.append(("default model", str(status["default_model"])))
     auth = status.get("auth") or {}
     login = [str(auth.get("mode"))]
     if auth.get("mock"):
@@ -90,8 +108,10 @@ def render_table(url: str, status: dict[str, Any], now: float | None = None) -> 
     if isinstance(expires, (int, float)):
         rows.append(("access token", _moment(expires, now, "expires", "expired")))
     limits = status.get("rate_limits")
+    problem = status.get("rate_limits_error")
     if not limits:
-        rows.append(("usage limits", "not reported yet (the upstream sends them with each answer)"))
+        said = "not reported yet (the upstream sends them with each answer)"
+        rows.append(("usage limits", said if not problem else "unknown"))
     else:
         for key in ("primary", "secondary"):
             window = limits.get(key)
@@ -103,7 +123,12 @@ def render_table(url: str, status: dict[str, Any], now: float | None = None) -> 
         credits = limits.get("credits")
         if credits:
             rows.append(("credits", _credits(credits)))
-        rows.append(("limits as of", f"{span(limits.get('age_seconds'))} ago"))
+        source = f" (from the {limits['source']})" if limits.get("source") else ""
+        rows.append(("limits as of", f"{span(limits.get('age_seconds'))} ago{source}"))
+    if problem:
+        at = problem.get("at")
+        when = f" {span(now - at)} ago" if isinstance(at, (int, float)) else ""
+        rows.append(("usage endpoint", f"failed{when}: {problem.get('message')}"))
     rows.append(("image generation", "on" if status.get("image_generation") else "off"))
     requests = status.get("requests") or {}
     by_status = requests.get("by_status") or {}

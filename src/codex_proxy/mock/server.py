@@ -7,6 +7,11 @@ misbehaves on request: stall (:class:`Pause`, ``Reply.delay``), drop the connect
 (:class:`Drop`) or send malformed bytes (:class:`RawData`). It also counts client disconnects,
 which is how tests prove that the gateway cancels its upstream request.
 
+It also behaves like the late-2026 backend when asked (protocol.md 7.5, 7.6): a model catalog
+whose default can change (:meth:`FakeUpstream.set_default_model`), refusing models the catalog
+does not list (``catalog_only``), a version floor (``min_client_version``), Cloudflare's
+refusals (``edge_block``: one of :data:`EDGE_BLOCKS`) and the usage endpoint (``usage``).
+
     with FakeUpstream() as fake:
         fake.enqueue(Reply(events=text_response("Hello")))
         ...  # point the client at f"{fake.url}/responses"
@@ -44,6 +49,8 @@ from codex_proxy.mock.types import Drop, Pause, RawData, RecordedRequest, Reply,
 
 __all__ = [
     "DEFAULT_MODELS",
+    "DEFAULT_USAGE",
+    "EDGE_BLOCKS",
     "REJECTED_PARAMS",
     "Drop",
     "FakeUpstream",
@@ -402,15 +409,91 @@ def _model(slug: str, name: str, priority: int, visibility: str = "list") -> dic
 
 
 DEFAULT_MODELS: tuple[dict[str, Any], ...] = (
-    _model("gpt-5-codex", "gpt-5-codex", 1),
-    _model("gpt-5", "gpt-5", 2),
-    _model("gpt-5-codex-mini", "gpt-5-codex-mini", 3),
+    _model("gpt-6-astra", "gpt-6-astra", 1),
+    _model("gpt-5.6-sol", "gpt-5.6-sol", 2),
+    _model("gpt-5.5", "gpt-5.5", 3),
+    _model("gpt-5.4-mini", "gpt-5.4-mini", 4),
     _model("codex-internal-preview", "codex-internal-preview", 99, visibility="hide"),
 )
 
 
 def _default_models() -> list[dict[str, Any]]:
     return orjson.loads(orjson.dumps(list(DEFAULT_MODELS)))
+
+
+def _listed_slugs(models: list[dict[str, Any]]) -> list[str]:
+    """The slugs a user may pick (``visibility == "list"``), by priority."""
+    listed = [m for m in models if m.get("visibility") == "list" and isinstance(m.get("slug"), str)]
+    listed.sort(key=lambda m: m.get("priority") if isinstance(m.get("priority"), int) else 10**6)
+    return [m["slug"] for m in listed]
+
+
+def _version_tuple(text: str) -> tuple[int, ...] | None:
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", text.strip())
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+# -- usage endpoint and the network edge (protocol.md 7.6) -----------------------------------
+
+# The shape of ``GET /backend-api/wham/usage`` as the Codex CLI's backend models describe it
+# (``RateLimitStatusPayload``); reset times are filled in when served.
+DEFAULT_USAGE: dict[str, Any] = {
+    "plan_type": "plus",
+    "rate_limit": {
+        "allowed": True,
+        "limit_reached": False,
+        "primary_window": {
+            "used_percent": 7,
+            "limit_window_seconds": 18000,
+            "reset_after_seconds": 9000,
+        },
+        "secondary_window": {
+            "used_percent": 31,
+            "limit_window_seconds": 604800,
+            "reset_after_seconds": 302400,
+        },
+    },
+    "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
+}
+
+_CHALLENGE_PAGE = (
+    '<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title></head>'
+    "<body><noscript>Enable JavaScript and cookies to continue</noscript></body></html>"
+)
+# Cloudflare's answers to a client it will not serve: a challenge, a bare HTML 403, error 1010.
+EDGE_BLOCKS: dict[str, Reply] = {
+    "challenge": Reply(
+        status=403,
+        body=_CHALLENGE_PAGE.encode(),
+        headers={"content-type": "text/html; charset=UTF-8", "cf-mitigated": "challenge"},
+    ),
+    "html": Reply(
+        status=403,
+        body=b"<html><head><title>403 Forbidden</title></head><body>Forbidden</body></html>",
+        headers={"content-type": "text/html", "server": "cloudflare"},
+    ),
+    "1010": Reply(
+        status=403,
+        body=b"error code: 1010",
+        headers={"content-type": "text/plain; charset=UTF-8", "server": "cloudflare"},
+    ),
+}
+
+
+def _usage_payload(template: dict[str, Any]) -> dict[str, Any]:
+    """``template`` with ``reset_at`` filled in from ``reset_after_seconds``."""
+    payload = orjson.loads(orjson.dumps(template))
+    limits = payload.get("rate_limit")
+    now = int(time.time())
+    for name in ("primary_window", "secondary_window"):
+        window = limits.get(name) if isinstance(limits, dict) else None
+        if isinstance(window, dict) and isinstance(window.get("reset_after_seconds"), int):
+            window.setdefault("reset_at", now + window["reset_after_seconds"])
+    return payload
+
+
+def _is_usage_get(request: RecordedRequest) -> bool:
+    return request.method == "GET" and request.path.rstrip("/").endswith("/wham/usage")
 
 
 # -- JSON control surface --------------------------------------------------------------------
@@ -571,6 +654,11 @@ class FakeUpstream:
         self.default: DefaultBuilder = default or default_reply
         self.models: list[dict[str, Any]] = _default_models()
         self.models_reply: Reply | None = None
+        self.catalog_only = False  # refuse /responses for models the catalog does not list
+        self.min_client_version: str | None = None  # refuse an older `version` header
+        self.edge_block: str | None = None  # answer everything as Cloudflare: see EDGE_BLOCKS
+        self.usage: dict[str, Any] = orjson.loads(orjson.dumps(DEFAULT_USAGE))
+        self.usage_reply: Reply | None = None
         self.tokens = FakeTokenIssuer()  # the OAuth refresh endpoint, POST {url}/oauth/token
         self.app = self._build_app()
         self._lock = threading.Lock()
@@ -706,7 +794,33 @@ class FakeUpstream:
             self._disconnects = 0
         self.models = _default_models()
         self.models_reply = None
+        self.catalog_only = False
+        self.min_client_version = None
+        self.edge_block = None
+        self.usage = orjson.loads(orjson.dumps(DEFAULT_USAGE))
+        self.usage_reply = None
         self.tokens.clear()
+
+    def set_default_model(self, slug: str) -> None:
+        """Make ``slug`` the catalog's first listed model (added when missing), as the backend
+        does when it moves its default."""
+        models = [m for m in self.models if m.get("slug") != slug]
+        for model in models:
+            if isinstance(model.get("priority"), int):
+                model["priority"] += 1
+        self.models = [_model(slug, slug, 0), *models]
+
+    def behave(self, **changes: Any) -> None:
+        """Set ``catalog_only``, ``min_client_version`` or ``edge_block`` (None: off)."""
+        for name, value in changes.items():
+            if name not in ("catalog_only", "min_client_version", "edge_block"):
+                raise ValueError(f"unknown behaviour {name!r}")
+            if name == "edge_block" and value is not None and value not in EDGE_BLOCKS:
+                raise ValueError(f"edge_block must be one of {sorted(EDGE_BLOCKS)} or null")
+            bad_version = not isinstance(value, str) or _version_tuple(value) is None
+            if name == "min_client_version" and value is not None and bad_version:
+                raise ValueError("min_client_version must be a version such as 0.150.0")
+            setattr(self, name, bool(value) if name == "catalog_only" else value)
 
     def _add_open_streams(self, delta: int) -> None:
         with self._lock:
@@ -725,6 +839,9 @@ class FakeUpstream:
             Route("/_mock/requests", _json_endpoint(self._ctl_requests), methods=["GET"]),
             Route("/_mock/reset", _json_endpoint(self._ctl_reset), methods=["POST"]),
             Route("/_mock/state", _json_endpoint(self._ctl_state), methods=["GET"]),
+            Route("/_mock/models", _json_endpoint(self._ctl_models), methods=["POST"]),
+            Route("/_mock/behaviour", _json_endpoint(self._ctl_behaviour), methods=["POST"]),
+            Route("/_mock/usage", _json_endpoint(self._ctl_usage), methods=["POST"]),
             Route("/{path:path}", self._handle, methods=methods),
         ]
         return _as_proxy(Starlette(routes=routes))
@@ -740,6 +857,8 @@ class FakeUpstream:
         """Validation first (a rejected request keeps the queue intact), then queue, default."""
         if _is_token_post(request):
             return self.tokens.reply(request)
+        if self.edge_block is not None:
+            return EDGE_BLOCKS[self.edge_block]
         if self.strict:
             error = strict_error(request)
             if error is not None:
@@ -749,11 +868,66 @@ class FakeUpstream:
             if self.models_reply is not None:
                 return self.models_reply
             return Reply(body={"models": self.models}, headers={"etag": '"mock-models"'})
+        if _is_usage_get(request):
+            if self.usage_reply is not None:
+                return self.usage_reply
+            return Reply(body=_usage_payload(self.usage))
         if not _is_responses_post(request):
             return _detail("Not Found", status=404)
+        refused = self._backend_refusal(request)
+        if refused is not None:
+            return refused
         with self._lock:
             queued = self._queue.popleft() if self._queue else None
         return queued if queued is not None else self.default(request)
+
+    def _backend_refusal(self, request: RecordedRequest) -> Reply | None:
+        """The late-2026 backend's 400s: a model the catalog does not list, an old client."""
+        body = request.body if isinstance(request.body, dict) else {}
+        model = body.get("model") if isinstance(body.get("model"), str) else ""
+        if self.catalog_only and model not in _listed_slugs(self.models):
+            return _detail(
+                f"The '{model}' model is not supported when using Codex with a ChatGPT account."
+            )
+        floor = _version_tuple(self.min_client_version or "")
+        if floor is not None:
+            sent = _version_tuple(request.headers.get("version", ""))
+            if sent is None or sent < floor:
+                return _detail(
+                    f"The '{model}' model requires a newer version of Codex. Please upgrade to "
+                    "the latest app or CLI and try again."
+                )
+        return None
+
+    async def _ctl_models(self, payload: Any) -> Any:
+        """``{"default": slug}`` moves the default; ``{"models": [...]}`` replaces the list."""
+        if not isinstance(payload, dict):
+            raise ValueError('send {"default": "slug"} or {"models": [...]}')
+        if isinstance(payload.get("models"), list):
+            self.models = [m for m in payload["models"] if isinstance(m, dict)]
+        if isinstance(payload.get("default"), str):
+            self.set_default_model(payload["default"])
+        return {"models": _listed_slugs(self.models)}
+
+    async def _ctl_behaviour(self, payload: Any) -> Any:
+        if not isinstance(payload, dict):
+            raise ValueError("send an object of behaviours")
+        self.behave(**payload)
+        return {
+            "catalog_only": self.catalog_only,
+            "min_client_version": self.min_client_version,
+            "edge_block": self.edge_block,
+        }
+
+    async def _ctl_usage(self, payload: Any) -> Any:
+        """A usage payload to serve, or ``{"status": n, "body": ...}`` (a reply) to fail."""
+        if not isinstance(payload, dict):
+            raise ValueError("send the usage payload, or a reply object with a status")
+        if "status" in payload:
+            self.usage_reply = reply_from_json(payload)
+        else:
+            self.usage, self.usage_reply = payload, None
+        return {"ok": True}
 
     async def _ctl_enqueue(self, payload: Any) -> Any:
         items = payload if isinstance(payload, list) else [payload]

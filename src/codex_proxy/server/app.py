@@ -37,8 +37,10 @@ from codex_proxy.server.request_log import (
 from codex_proxy.server.status import status
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.upstream import client_version
 from codex_proxy.upstream.auth import CHATGPT, AuthProvider
 from codex_proxy.upstream.client import UpstreamClient, make_http_client
+from codex_proxy.upstream.usage import UsageReader
 
 log = logging.getLogger("codex_proxy")
 
@@ -103,16 +105,21 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = state.settings
     http = make_http_client(settings, state.transport)
     auth = AuthProvider(settings, http)
-    client = UpstreamClient(settings, auth, http, on_answer=note_upstream)
+    # reads version.json and may run `codex --version`: once, in a thread, not at import
+    version = await asyncio.to_thread(client_version.resolve, settings)
+    client = UpstreamClient(settings, auth, http, on_answer=note_upstream, version=version)
     state.auth = auth
     state.client = client
     state.models = ModelCatalog(settings, auth, client)
+    client.offered_models = state.models.offered
+    state.usage = UsageReader(client, auth)
     state.images = ImageStore(settings.image_dir)
     state.image_jobs = asyncio.Semaphore(settings.image_concurrency)
     log.info(
-        "codex-proxy ready: %s; upstream %s",
+        "codex-proxy ready: %s; upstream %s; client version %s",
         auth.describe(),
         settings.base_url_for(auth.mode() or CHATGPT),
+        version.describe(),
     )
     try:
         yield

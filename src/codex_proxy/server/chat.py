@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from codex_proxy.server.http import error_response, read_json
 from codex_proxy.server.image_files import image_renderer
+from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import ChatCompletionRun
 from codex_proxy.server.request_log import note
 from codex_proxy.translate.errors import OpenAIError
@@ -40,7 +41,7 @@ async def chat_completions(request: Request) -> Any:
         creds = await state.auth.credentials()
         options = RequestOptions(
             chatgpt_backend=creds.mode == CHATGPT,
-            default_model=settings.model,
+            default_model=await default_model_for(body, state.models),
             instructions=settings.instructions,
             reasoning_summary=settings.reasoning_summary,
             model_aliases=settings.model_aliases,

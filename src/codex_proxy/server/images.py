@@ -177,7 +177,7 @@ async def answer(request: Request, job: ImageRequest) -> Response:
     settings = state.settings
     body = responses_body(
         job,
-        model=settings.image_host_model or settings.model,
+        model=settings.image_host_model or await state.models.default_model(),
         instructions=settings.instructions,
     )
     session_id = str(uuid.uuid4())

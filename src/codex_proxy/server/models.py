@@ -1,5 +1,5 @@
 """``GET /v1/models`` and ``/v1/models/{id}``: the backend catalog in chatgpt mode, a configured
-list otherwise."""
+list otherwise; and the default model every route uses (:meth:`ModelCatalog.default_model`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from codex_proxy.config import BUILTIN_MODELS, Settings
+from codex_proxy.config import BUILTIN_MODELS, DEFAULT_MODEL, Settings
 from codex_proxy.server.http import JSONResponse, error_response
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
@@ -46,8 +46,34 @@ class ModelCatalog:
         self._auth = auth
         self._client = client
         self._cached: list[str] | None = None
+        self._from_backend = False  # whether _cached is the backend's catalog (not the fallback)
         self._expires = 0.0
         self._lock = asyncio.Lock()
+        self._fallback_logged = False
+
+    async def default_model(self) -> str:
+        """The model a request without one (or with "default") gets: CODEX_MODEL when set,
+        else the backend catalog's first model by priority (cached with the catalog), else the
+        built-in fallback, which the log announces once. Every route asks this."""
+        if self._settings.model:
+            return self._settings.model
+        if self._auth.mode() == CHATGPT:
+            ids = await self._base_ids()
+            if self._from_backend and ids:
+                return ids[0]
+            if not self._fallback_logged:
+                self._fallback_logged = True
+                log.warning(
+                    "the model catalog could not be read; the default model is the built-in "
+                    "%s until it can (set CODEX_MODEL to choose one)",
+                    DEFAULT_MODEL,
+                )
+        return DEFAULT_MODEL
+
+    async def offered(self) -> list[str]:
+        """The backend catalog's ids, or none when only the fallback list is known."""
+        ids = await self._base_ids()
+        return ids if self._from_backend else []
 
     async def ids(self) -> list[str]:
         ids = await self._base_ids()
@@ -78,9 +104,19 @@ class ModelCatalog:
                 ids = self._cached or list(BUILTIN_MODELS)
                 self._expires = time.monotonic() + min(self._settings.models_ttl, 30.0)
             else:
+                self._from_backend = True
                 self._expires = time.monotonic() + self._settings.models_ttl
             self._cached = ids
             return ids
+
+
+async def default_model_for(body: Any, catalog: ModelCatalog) -> str:
+    """The default model when ``body`` names none (or "default"); else an empty string, so
+    a request that names its model never waits for the catalog."""
+    named = body.get("model") if isinstance(body, dict) else None
+    if isinstance(named, str) and named not in ("", "default"):
+        return ""
+    return await catalog.default_model()
 
 
 async def list_models(request: Request) -> JSONResponse:

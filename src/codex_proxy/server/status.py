@@ -1,7 +1,9 @@
 """``GET /v1/status``: what a running gateway knows about itself.
 
-Login (mode, account, plan, token expiry: never a token), the usage-limit snapshot from the
-upstream's latest answer headers, the image flag, uptime and request counts.
+Login (mode, account, plan, token expiry: never a token), the usage-limit snapshot (from the
+upstream's latest answer headers or in-stream event; when none is recent, from the usage
+endpoint, asked at most once a minute), the default model and the client version the gateway
+sends, the image flag, uptime and request counts.
 ``codex-proxy status`` (``cli/status.py``) prints it.
 """
 
@@ -45,17 +47,26 @@ def auth_summary(settings: Settings, mode: str | None) -> dict[str, Any]:
     return out
 
 
-def status_payload(settings: Settings, state: Any) -> dict[str, Any]:
+async def status_payload(settings: Settings, state: Any) -> dict[str, Any]:
     """The ``/v1/status`` body, from the app's state (auth, upstream client, counters)."""
     auth = state.auth
     mode = auth.mode()
     stats = state.requests
+    await state.usage.refresh()
+    version = state.client.version
+    limits = state.client.rate_limits.snapshot()
+    error = state.usage.error  # shown until a newer snapshot replaces what it could not read
+    if error and limits and limits["updated_at"] >= error["at"]:
+        error = None
     return {
         "object": "codex_proxy.status",
         "version": __version__,
         "auth": auth_summary(settings, mode),
         "upstream": settings.base_url_for(mode or CHATGPT),
-        "rate_limits": state.client.rate_limits.snapshot(),
+        "client_version": {"value": version.value, "source": version.source},
+        "default_model": await state.models.default_model(),
+        "rate_limits": limits,
+        "rate_limits_error": error,
         "image_generation": settings.enable_image_gen,
         "started_at": int(stats.started_at),
         "uptime_seconds": round(stats.uptime, 1),
@@ -65,4 +76,4 @@ def status_payload(settings: Settings, state: Any) -> dict[str, Any]:
 
 async def status(request: Request) -> JSONResponse:
     """The route; gateway auth applies to it like to every route but /healthz."""
-    return JSONResponse(status_payload(request.app.state.settings, request.app.state))
+    return JSONResponse(await status_payload(request.app.state.settings, request.app.state))

@@ -7,14 +7,22 @@ how to deliver an :class:`OpenAIError`: a JSON response before the first byte, o
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 LOGIN_HINT = "Run `codex-proxy login` (or `codex login`) to sign in again."
+
+# The backend's answers for a model this account may not use and for an old ``version`` header
+# (protocol.md 7.5), e.g. "The 'gpt-5.3-codex' model is not supported when using Codex with a
+# ChatGPT account." and "The 'gpt-5.5' model requires a newer version of Codex. Please ...".
+_REFUSED_MODEL = re.compile(r"The '([^']{1,200})' model is not supported when using Codex")
+_TOO_OLD = re.compile(r"(?:The '([^']{1,200})' model )?requires a newer version of Codex")
+_HTML_START = ("<!doctype html", "<html")
 
 # Upstream failure codes (response.failed / error events) and the HTTP status they deserve.
 _STATUS_BY_CODE = {
@@ -57,6 +65,23 @@ class OpenAIError(Exception):
                 "code": self.code,
             }
         }
+
+
+@dataclass(frozen=True)
+class UpstreamContext:
+    """What the shells know that turns a backend refusal into advice: the client version sent
+    and where it came from, and the models the catalog offers (None: not known)."""
+
+    client_version: str | None = None
+    version_source: str | None = None
+    models: Sequence[str] | None = None
+
+
+def refused_model(body: bytes) -> str | None:
+    """The model named by a "not supported when using Codex with a ChatGPT account" answer,
+    so the shell fetches the catalog only for those."""
+    match = _REFUSED_MODEL.search(body[:2000].decode("utf-8", "replace"))
+    return match.group(1) if match else None
 
 
 def invalid_request(message: str, param: str | None = None, code: str | None = None) -> OpenAIError:
@@ -113,8 +138,16 @@ def malformed_event(detail: str) -> OpenAIError:
     )
 
 
-def from_upstream_response(status: int, body: bytes, headers: Mapping[str, str]) -> OpenAIError:
+def from_upstream_response(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    context: UpstreamContext | None = None,
+) -> OpenAIError:
     """Map a non-2xx upstream HTTP answer (before any event) to the error our client gets."""
+    blocked = cloudflare_block(status, body, headers)
+    if blocked is not None:
+        return blocked
     parsed = _parse_json(body)
     detail, err = _error_fields(parsed)
     message = detail or _plain_text(body) or f"Upstream answered HTTP {status}."
@@ -158,6 +191,9 @@ def from_upstream_response(status: int, body: bytes, headers: Mapping[str, str])
             code or "upstream_error",
         )
     if status == 400 and detail:
+        refusal = _backend_refusal(detail, context or UpstreamContext())
+        if refusal is not None:
+            return refusal
         message = _with_knob_hint(message)
     return OpenAIError(
         status if 400 <= status < 500 else 502,
@@ -166,6 +202,86 @@ def from_upstream_response(status: int, body: bytes, headers: Mapping[str, str])
         param,
         code,
     )
+
+
+def cloudflare_block(status: int, body: bytes, headers: Mapping[str, str]) -> OpenAIError | None:
+    """Cloudflare's edge refusing the connection (protocol.md 7.6): a challenge
+    (``cf-mitigated: challenge``), ``error code: 1010`` (a refused client signature) or an HTML
+    page on a 403. Not a login problem: a 502 that asks the SDKs not to retry."""
+    head = body[:4096].decode("utf-8", "replace").strip().lower()
+    content_type = (headers.get("content-type") or "").lower()
+    if (headers.get("cf-mitigated") or "").strip().lower() == "challenge":
+        shape = "a challenge page (cf-mitigated: challenge)"
+    elif "error code: 1010" in head:
+        shape = "error code 1010, the client's signature was refused"
+    elif status == 403 and ("text/html" in content_type or head.startswith(_HTML_START)):
+        shape = "an HTML page instead of an API answer"
+    else:
+        return None
+    return OpenAIError(
+        502,
+        f"Cloudflare in front of the upstream refused the connection (HTTP {status}, {shape}). "
+        "This is not a login problem, and retrying at once will not help. The gateway never "
+        "forwards a client's User-Agent; try setting CODEX_USER_AGENT (e.g. to the one your "
+        "Codex CLI sends), route the gateway through a proxy with HTTPS_PROXY, or try again "
+        "later from another network.",
+        "server_error",
+        None,
+        "upstream_blocked",
+        {"x-should-retry": "false"},
+    )
+
+
+def model_not_offered(model: str, offered: Sequence[str] | None) -> OpenAIError:
+    """A model the backend refuses for this account; the message lists what it offers."""
+    if offered:
+        choices = f"Models this account is offered: {', '.join(offered)}."
+    else:
+        choices = "The catalog of offered models could not be read (`codex-proxy models`)."
+    return OpenAIError(
+        400,
+        f"The model '{model}' is not available with this ChatGPT account. {choices} Send one "
+        'of them, or "default" (or no model) for the default, which CODEX_MODEL sets.',
+        "invalid_request_error",
+        "model",
+        "model_not_found",
+    )
+
+
+def client_too_old(model: str | None, context: UpstreamContext) -> OpenAIError:
+    """The backend wants a newer Codex than the ``version`` header claims: say which version
+    was sent, where it came from and which setting fixes it."""
+    sent = context.client_version or "unknown"
+    source = context.version_source or "unknown"
+    for_model = f" for the model '{model}'" if model else ""
+    if source == "CODEX_CLIENT_VERSION":
+        fix = "Raise CODEX_CLIENT_VERSION to a current Codex release, or unset it"
+    elif source in ("version.json", "codex --version"):
+        fix = (
+            "Update the Codex CLI (`npm install -g @openai/codex@latest`) and restart the "
+            "gateway, or set CODEX_CLIENT_VERSION to a current Codex release"
+        )
+    else:
+        fix = "Set CODEX_CLIENT_VERSION to a current Codex release, or install the Codex CLI"
+    return OpenAIError(
+        400,
+        f"The upstream requires a newer version of Codex{for_model}: the gateway sent version "
+        f"{sent} (from {source}). {fix} (`npm view @openai/codex version` prints the newest).",
+        "invalid_request_error",
+        None,
+        "client_version_too_old",
+    )
+
+
+def _backend_refusal(detail: str, context: UpstreamContext) -> OpenAIError | None:
+    """The backend's own 400s for the model and the version, rewritten as advice."""
+    match = _REFUSED_MODEL.search(detail)
+    if match:
+        return model_not_offered(match.group(1), context.models)
+    match = _TOO_OLD.search(detail)
+    if match:
+        return client_too_old(match.group(1), context)
+    return None
 
 
 def from_stream_event(event: Mapping[str, Any]) -> OpenAIError:

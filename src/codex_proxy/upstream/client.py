@@ -1,4 +1,5 @@
-"""The one upstream HTTP client: POST /responses as an event stream, GET /models.
+"""The one upstream HTTP client: POST /responses as an event stream, GET /models, GET the
+usage windows (``wham/usage``).
 
 Every failure leaves here as an :class:`OpenAIError`, so the app never sees an httpx exception.
 The read timeout is the idle gap allowed between two upstream events, not a total deadline.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import platform
 import re
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,8 +21,10 @@ from codex_proxy import __version__
 from codex_proxy._json import LARGE, loads_large
 from codex_proxy.config import Settings
 from codex_proxy.translate import errors
-from codex_proxy.translate.errors import LOGIN_HINT, OpenAIError
+from codex_proxy.translate.errors import LOGIN_HINT, OpenAIError, UpstreamContext
+from codex_proxy.upstream import client_version
 from codex_proxy.upstream.auth import CHATGPT, AuthProvider, Credentials
+from codex_proxy.upstream.client_version import ClientVersion
 from codex_proxy.upstream.rate_limits import RateLimits
 from codex_proxy.upstream.sse import Event, SSEDecoder
 from codex_proxy.upstream.wire import WireTransport
@@ -32,14 +35,21 @@ STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.Wri
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold (RFC 6750 is stricter)
 FORWARDED_PREFIX = "x-codex-"
+RATE_LIMITS_EVENT = "codex.rate_limits"
 
 
 class UpstreamStream:
     """An open upstream event stream: the headers worth forwarding, then the events."""
 
-    def __init__(self, response: httpx.Response, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        idle_timeout: float,
+        rate_limits: RateLimits | None = None,
+    ) -> None:
         self._response = response
         self._idle_timeout = idle_timeout
+        self._rate_limits = rate_limits
         self.headers = forwarded_headers(response.headers)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
@@ -57,6 +67,10 @@ class UpstreamStream:
             async for raw in self._response.aiter_bytes():
                 batch, done = _parse_events(decoder.feed(raw))
                 if batch:
+                    if self._rate_limits is not None:
+                        for event in batch:  # the usage windows, sent inside the stream
+                            if event["type"] == RATE_LIMITS_EVENT:
+                                self._rate_limits.update_from_event(event)
                     yield batch
                 if done:
                     return
@@ -153,9 +167,14 @@ class UpstreamClient:
         auth: AuthProvider,
         http: httpx.AsyncClient,
         on_answer: Callable[[int, str | None], None] | None = None,
+        version: ClientVersion | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
+        # the Codex version claimed to the backend; the server resolves it once at startup
+        self.version = version or client_version.configured(settings)
+        # the catalog's model ids, asked only to explain a refused model (set by the server)
+        self.offered_models: Callable[[], Awaitable[Sequence[str]]] | None = None
         # told each upstream answer's status and request id (the server's access log)
         self._on_answer = on_answer
         self._http = http
@@ -181,8 +200,8 @@ class UpstreamClient:
                     await response.aclose()
                     response = await self._post(fresh, content, session_id)
             self._observe(response)
-            await _raise_for_status(response)
-            yield UpstreamStream(response, self.settings.upstream_idle_timeout)
+            await self._raise_for_status(response)
+            yield UpstreamStream(response, self.settings.upstream_idle_timeout, self.rate_limits)
         finally:
             await response.aclose()
 
@@ -192,7 +211,7 @@ class UpstreamClient:
         try:
             response = await self._http.get(
                 url,
-                params={"client_version": self.settings.client_version},
+                params={"client_version": self.version.value},
                 headers=self._headers(creds, None, accept="application/json"),
             )
         except httpx.TimeoutException:
@@ -200,18 +219,70 @@ class UpstreamClient:
         except httpx.TransportError as exc:
             raise errors.connection_failed(_reason(exc)) from None
         self._observe(response)
+        data = self._json_answer(response, "model catalog")
+        models = data.get("models")
+        if not isinstance(models, list):
+            raise errors.malformed_event("model catalog has no models list")
+        return [m for m in models if isinstance(m, dict)]
+
+    async def fetch_usage(self, creds: Credentials) -> dict[str, Any]:
+        """The ChatGPT backend's usage windows (``GET .../wham/usage``), without spending a
+        request on /responses; raises OpenAIError on failure."""
+        url = usage_url(self.settings.base_url_for(creds.mode))
+        try:
+            response = await self._http.get(
+                url, headers=self._headers(creds, None, accept="application/json")
+            )
+        except httpx.TimeoutException:
+            raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
+        except httpx.TransportError as exc:
+            raise errors.connection_failed(_reason(exc)) from None
+        self._observe(response)
+        return self._json_answer(response, "usage endpoint")
+
+    def _json_answer(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        """The JSON object of a 200 answer; any other answer as its OpenAIError."""
         if response.status_code != 200:
             raise errors.from_upstream_response(
-                response.status_code, response.content, response.headers
+                response.status_code, response.content, response.headers, self._context()
             )
         try:
             data = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            raise errors.malformed_event("model catalog is not JSON") from None
-        models = data.get("models") if isinstance(data, dict) else None
-        if not isinstance(models, list):
-            raise errors.malformed_event("model catalog has no models list")
-        return [m for m in models if isinstance(m, dict)]
+            raise errors.malformed_event(f"{what} is not JSON") from None
+        if not isinstance(data, dict):
+            raise errors.malformed_event(f"{what} is not a JSON object")
+        return data
+
+    def _context(self, models: Sequence[str] | None = None) -> UpstreamContext:
+        return UpstreamContext(self.version.value, self.version.source, models)
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        """Turn a non-200 or non-event-stream answer into the OpenAIError our client gets."""
+        status = response.status_code
+        if status == 200 and "text/event-stream" in response.headers.get("content-type", ""):
+            return
+        try:
+            body = await response.aread()
+        except httpx.TimeoutException:
+            body = b""
+        except httpx.TransportError:
+            body = b""
+        if status == 200:
+            raise OpenAIError(
+                502,
+                "Upstream answered 200 without an event stream "
+                f"(content-type {response.headers.get('content-type', 'none')!r}).",
+                "server_error",
+                None,
+                "upstream_not_streaming",
+            )
+        models = None
+        if status == 400 and self.offered_models is not None and errors.refused_model(body):
+            models = await self.offered_models()
+        error = errors.from_upstream_response(status, body, response.headers, self._context(models))
+        error.headers.update(forwarded_headers(response.headers))
+        raise error
 
     def _observe(self, response: httpx.Response) -> None:
         """Tell the access log what the upstream answered; keep its usage-limit headers."""
@@ -266,9 +337,9 @@ class UpstreamClient:
         settings = self.settings
         if creds.mode == CHATGPT:
             headers["originator"] = settings.originator
-            headers["version"] = settings.client_version
+            headers["version"] = self.version.value
             headers["User-Agent"] = settings.user_agent or user_agent(
-                settings.originator, settings.client_version
+                settings.originator, self.version.value
             )
             if settings.openai_beta:
                 headers["OpenAI-Beta"] = settings.openai_beta
@@ -304,6 +375,13 @@ def user_agent(originator: str, version: str) -> str:
     return f"{originator}/{version} ({os_name} {release}; {arch}) codex-proxy/{__version__}"
 
 
+def usage_url(base: str) -> str:
+    """Where the usage windows are: ``.../backend-api/codex`` -> ``.../backend-api/wham/usage``
+    (any other base: ``{base}/wham/usage``)."""
+    base = base.rstrip("/")
+    return f"{base.removesuffix('/codex')}/wham/usage"
+
+
 def forwarded_headers(headers: httpx.Headers) -> dict[str, str]:
     """Rate-limit snapshots and request ids, copied onto our answer."""
     out: dict[str, str] = {}
@@ -312,31 +390,6 @@ def forwarded_headers(headers: httpx.Headers) -> dict[str, str]:
         if lowered.startswith(FORWARDED_PREFIX) or lowered in FORWARDED_HEADERS:
             out[lowered] = value
     return out
-
-
-async def _raise_for_status(response: httpx.Response) -> None:
-    """Turn a non-200 or non-event-stream answer into the OpenAIError our client gets."""
-    status = response.status_code
-    if status == 200 and "text/event-stream" in response.headers.get("content-type", ""):
-        return
-    try:
-        body = await response.aread()
-    except httpx.TimeoutException:
-        body = b""
-    except httpx.TransportError:
-        body = b""
-    if status == 200:
-        raise OpenAIError(
-            502,
-            "Upstream answered 200 without an event stream "
-            f"(content-type {response.headers.get('content-type', 'none')!r}).",
-            "server_error",
-            None,
-            "upstream_not_streaming",
-        )
-    error = errors.from_upstream_response(status, body, response.headers)
-    error.headers.update(forwarded_headers(response.headers))
-    raise error
 
 
 def _reason(exc: httpx.TransportError) -> str:
