@@ -25,6 +25,7 @@ from codex_proxy.server import images
 from codex_proxy.server.chat import DROPPED_HEADER, chat_completions
 from codex_proxy.server.http import JSONResponse, error_response
 from codex_proxy.server.image_files import ImageStore, media_type
+from codex_proxy.server.images_native import NativeImages
 from codex_proxy.server.middleware import BodyLimit, GatewayAuth, OriginGuard
 from codex_proxy.server.models import ModelCatalog, get_model, list_models
 from codex_proxy.server.relay import internal_error
@@ -109,6 +110,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.models = ModelCatalog(settings, auth, client)
     state.images = ImageStore(settings.image_dir)
     state.image_jobs = asyncio.Semaphore(settings.image_concurrency)
+    state.native_images = NativeImages(settings.images_route)
     log.info(
         "codex-proxy ready: %s; upstream %s",
         auth.describe(),
