@@ -115,17 +115,22 @@ class ImageStreamRun:
                         await self._write(send, KEEPALIVE, headers)
                         continue
                     out: list[dict[str, Any]] = []
-                    for event in item:
-                        builder.feed(event)
-                        partial = translator.feed(event)
-                        if partial is not None:
-                            out.append(partial)
-                        if event.get("type") in _TERMINAL:
-                            response = event.get("response")
-                            usage = response.get("usage") if isinstance(response, dict) else None
-                    item.clear()  # no 20 MB event is held while its partial is written
-                    for piece in encode_events(out):
-                        await self._write(send, piece, headers)
+                    try:
+                        for event in item:
+                            partial = translator.feed(event)
+                            if partial is not None:
+                                out.append(partial)
+                            builder.feed(event)
+                            if event.get("type") in _TERMINAL:
+                                response = event.get("response")
+                                found = (
+                                    response.get("usage") if isinstance(response, dict) else None
+                                )
+                                usage = found or usage
+                    finally:  # what came before a failure still goes out first
+                        item.clear()  # no 20 MB event is held while its partial is written
+                        for piece in encode_events(out):
+                            await self._write(send, piece, headers)
             completion = builder.result()
         if not collector.items:
             raise no_image_error(completion)
