@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from codex_proxy.server.http import JSONResponse, error_response, read_json
-from codex_proxy.server.image_files import image_file_url
+from codex_proxy.server.image_files import FileSaver, file_saver
 from codex_proxy.server.images_native import NativeUnavailable, generate_native
 from codex_proxy.server.images_stream import ImageStreamRun
 from codex_proxy.server.relay import cancelled_on_disconnect, internal_error
@@ -202,7 +202,9 @@ async def answer(request: Request, job: ImageRequest) -> Any:
                         found, headers = await generate_native(
                             state.client, creds, job, session_id, state.native_images
                         )
-                    payload = native_images_response(job, found, int(time.time()), _saver(request))
+                    saver = _saver(request)
+                    payload = native_images_response(job, found, int(time.time()), saver)
+                    await saver.flush()
                 except NativeUnavailable:
                     note(model=str(body.get("model")))
             if payload is None:
@@ -229,7 +231,9 @@ async def _tool_route(
     generated = await gather_all([job_for_one] * job.n)
     items = [one.item for one in generated]
     usages = [one.usage for one in generated]
-    payload = images_response(job, items, usages, int(time.time()), _saver(request))
+    saver = _saver(request)
+    payload = images_response(job, items, usages, int(time.time()), saver)
+    await saver.flush()
     headers: dict[str, str] = {}
     for one in generated:
         headers.update(one.headers)
@@ -240,11 +244,7 @@ def native_body_model(job: ImageRequest) -> str:
     return str(job.tool.get("model") or DEFAULT_NATIVE_MODEL)
 
 
-def _saver(request: Request) -> Callable[[str, str], str]:
-    """``save(b64, format) -> URL`` for url-mode answers."""
-    store = request.app.state.images
-
-    def save(b64: str, fmt: str) -> str:
-        return image_file_url(request.app.state.settings, request, store.save_b64(b64, fmt))
-
-    return save
+def _saver(request: Request) -> FileSaver:
+    """``save(b64, format) -> URL`` for url-mode answers; the writes run in a thread."""
+    state = request.app.state
+    return file_saver(state.settings, state.images, request)
