@@ -151,3 +151,15 @@ def test_client_version_must_be_a_version(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="CODEX_CLIENT_VERSION"):
         load_settings(environ={"CODEX_CLIENT_VERSION": value})
+
+
+def test_images_route_and_ttl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    defaults = load_settings(environ={})
+    assert (defaults.images_route, defaults.image_ttl_days) == ("auto", 30)
+    settings = load_settings(environ={"CODEX_IMAGES_ROUTE": "Native", "CODEX_IMAGE_TTL_DAYS": "0"})
+    assert (settings.images_route, settings.image_ttl_days) == ("native", 0)
+    with pytest.raises(ConfigError, match="CODEX_IMAGES_ROUTE"):
+        load_settings(environ={"CODEX_IMAGES_ROUTE": "both"})
+    with pytest.raises(ConfigError, match="CODEX_IMAGE_TTL_DAYS"):
+        load_settings(environ={"CODEX_IMAGE_TTL_DAYS": "-1"})

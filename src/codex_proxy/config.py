@@ -41,6 +41,7 @@ BUILTIN_MODELS = (
 _CLIENT_VERSION = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]{1,40})?")
 AUTH_MODES = ("auto", "chatgpt", "api_key")
 IMAGE_DELIVERIES = ("markdown", "images", "both", "url")
+IMAGES_ROUTES = ("auto", "native", "tool")
 IMAGE_HISTORY_MODES = ("last", "all", "none")
 LOG_FORMATS = ("text", "json")
 UPSTREAM_TRANSPORTS = ("wire", "httpx")
@@ -95,6 +96,8 @@ class Settings:
     image_history: str = "last"
     image_host_model: str | None = None
     image_concurrency: int = 4
+    images_route: str = "auto"
+    image_ttl_days: int = 30
     max_request_mb: float = 50.0
     max_messages: int = 2000
     max_images: int = 64
@@ -226,6 +229,8 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         image_history=_choice(env, "CODEX_IMAGE_HISTORY", IMAGE_HISTORY_MODES),
         image_host_model=get("CODEX_IMAGE_HOST_MODEL") or None,
         image_concurrency=_int(env, "CODEX_IMAGE_CONCURRENCY", 4, 1, 64),
+        images_route=_choice(env, "CODEX_IMAGES_ROUTE", IMAGES_ROUTES),
+        image_ttl_days=_int(env, "CODEX_IMAGE_TTL_DAYS", 30, 0, 36500),
         max_request_mb=_float(env, "CODEX_MAX_REQUEST_MB", 50.0),
         max_messages=_int(env, "CODEX_MAX_MESSAGES", 2000, 1, 1_000_000),
         max_images=_int(env, "CODEX_MAX_IMAGES", 64, 0, 100_000),

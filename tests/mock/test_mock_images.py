@@ -22,6 +22,9 @@ AUTH = {"authorization": "Bearer test-token"}
 MIB = 1024 * 1024
 
 
+AUTH = {"authorization": "Bearer test"}
+
+
 def decode(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
@@ -199,7 +202,98 @@ def test_forced_image_tool_streams_the_full_sequence(upstream: FakeUpstream) -> 
     assert (item["output_format"], item["size"]) == ("png", "1536x1024")
     assert (item["quality"], item["background"]) == ("low", "transparent")
     image = decode(base64.b64decode(item["result"]))
-    assert (image.format, image.size, image.mode) == ("PNG", (1536, 1024), "RGB")
+    assert (image.format, image.size, image.mode) == ("PNG", (1536, 1024), "RGBA")
+    assert image.getextrema()[3] == (0, 255)  # background: transparent has clear pixels
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("png", "RGBA"), ("webp", "RGBA"), ("jpeg", "RGB")])
+def test_transparent_images_have_clear_pixels(fmt: str, mode: str) -> None:
+    image = decode(render_image(40, 30, fmt, seed=3, transparent=True))
+    assert (image.size, image.mode) == ((40, 30), mode)
+    if mode == "RGBA":
+        assert image.getextrema()[3] == (0, 255)
+
+
+def test_without_pillow_the_fake_answers_png_and_logs_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_pillow() -> Any:
+        raise RuntimeError(images.PILLOW_HINT)
+
+    monkeypatch.setattr(images, "_pillow", no_pillow)
+    with caplog.at_level("WARNING", logger="codex_proxy.mock"):
+        data, fmt = images.render_or_png(20, 10, "webp")
+    assert fmt == "png" and decode(data).format == "PNG"
+    assert "Pillow is not installed, answering PNG instead of webp" in caplog.text
+    assert "codex-proxy[mock]" in caplog.text
+
+
+# -- the native images endpoints -------------------------------------------------------------
+
+
+def test_native_generations_honour_size_n_and_background(upstream: FakeUpstream) -> None:
+    body = {
+        "prompt": "a fox",
+        "model": "gpt-image-2",
+        "n": 2,
+        "size": "96x64",
+        "background": "transparent",
+        "quality": "low",
+    }
+    response = httpx.post(f"{upstream.url}/images/generations", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert len(answer["data"]) == 2
+    for entry in answer["data"]:
+        image = decode(base64.b64decode(entry["b64_json"]))
+        assert (image.format, image.size, image.mode) == ("PNG", (96, 64), "RGBA")
+        assert image.getextrema()[3] == (0, 255)
+    assert (answer["size"], answer["background"], answer["quality"]) == (
+        "96x64",
+        "transparent",
+        "low",
+    )
+    usage = answer["usage"]
+    assert set(usage["input_tokens_details"]) == {"text_tokens", "image_tokens"}
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert upstream.images_requests[-1].body == body
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("generations", {"prompt": "x", "output_format": "webp"}),
+        ("generations", {"prompt": "x", "stream": True}),
+        ("generations", {"prompt": ""}),
+        ("edits", {"prompt": "x"}),
+        ("edits", {"prompt": "x", "images": [{"image_url": "https://x/y.png"}]}),
+        (
+            "edits",
+            {
+                "prompt": "x",
+                "images": [{"image_url": "data:image/png;base64,AA"}],
+                "mask": {"image_url": "data:image/png;base64,AA"},
+            },
+        ),
+    ],
+)
+def test_native_endpoints_reject_what_the_backend_does_not_take(
+    upstream: FakeUpstream, path: str, body: dict
+) -> None:
+    response = httpx.post(f"{upstream.url}/images/{path}", json=body, headers=AUTH)
+    assert response.status_code == 400
+    assert "detail" in response.json()
+
+
+def test_native_switch_makes_the_endpoints_404(upstream: FakeUpstream) -> None:
+    control = httpx.post(f"{upstream.url}/_mock/images", json={"native": False})
+    assert control.json() == {"native": False}
+    response = httpx.post(f"{upstream.url}/images/generations", json={"prompt": "x"}, headers=AUTH)
+    assert response.status_code == 404
+    upstream.clear()
+    assert upstream.native_images is True
+    response = httpx.post(f"{upstream.url}/images/generations", json={"prompt": "x"}, headers=AUTH)
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(("fmt", "pil_format"), [("jpeg", "JPEG"), ("webp", "WEBP")])

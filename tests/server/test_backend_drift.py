@@ -105,9 +105,15 @@ def test_catalog_unreadable_falls_back_and_says_so_once(
     assert len(said) == 1
 
 
-def test_image_host_model_is_the_resolved_default(fresh: Gateway, upstream: FakeUpstream) -> None:
+def test_image_host_model_is_the_resolved_default(
+    make_gateway, no_codex: Path, tmp_path: Path, upstream: FakeUpstream
+) -> None:
     pytest.importorskip("PIL")
-    fresh.client().images.generate(prompt="a cat", size="1024x1024")
+    home = tmp_path / "home"
+    write_auth_json(home)
+    # the tool route: a host chat model calls the image tool (native calls need no chat model)
+    gw = make_gateway(codex_home=home, model=None, client_version=None, images_route="tool")
+    gw.client().images.generate(prompt="a cat", size="1024x1024")
     assert sent(upstream)[0] == "gpt-6-astra"
 
 

@@ -8,9 +8,10 @@ import re
 
 import httpx
 import openai
+import pydantic
 import pytest
 
-from codex_proxy.mock.events import ResponseScript
+from codex_proxy.mock.events import ResponseScript, text_response
 from codex_proxy.mock.images import render_image
 from codex_proxy.mock.server import FakeUpstream, Pause, Reply
 
@@ -145,6 +146,69 @@ def test_extra_body_turns_injection_off(image_gateway: Gateway, upstream: FakeUp
         model="gpt-5.2-codex", messages=DRAW, extra_body={"image_generation": False}
     )
     assert upstream.responses_requests[-1].body["tools"] == []
+
+
+class Answer(pydantic.BaseModel):
+    word: str
+
+
+def test_structured_output_gets_no_image_tool(
+    image_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    """With image generation on, ``parse()`` still gets plain JSON: no tool, no image."""
+    upstream.enqueue(Reply(events=text_response('{"word": "fox"}')))
+    completion = image_gateway.client().chat.completions.parse(
+        model="gpt-5.2-codex", messages=DRAW, response_format=Answer
+    )
+    assert completion.choices[0].message.parsed == Answer(word="fox")
+    body = upstream.responses_requests[-1].body
+    assert body["tools"] == []
+    assert body["text"]["format"]["type"] == "json_schema"
+    upstream.enqueue(Reply(events=text_response('{"word": "owl"}')))
+    image_gateway.client().chat.completions.create(
+        model="gpt-5.2-codex", messages=DRAW, response_format={"type": "json_object"}
+    )
+    assert upstream.responses_requests[-1].body["tools"] == []
+
+
+@pytest.mark.parametrize(
+    "choice", ["required", {"type": "function", "function": {"name": "lookup"}}]
+)
+def test_forced_tool_choice_gets_no_image_tool(
+    image_gateway: Gateway, upstream: FakeUpstream, choice: object
+) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+    image_gateway.client().chat.completions.create(
+        model="gpt-5.2-codex",
+        messages=DRAW,
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice=choice,  # type: ignore[arg-type]
+    )
+    sent = upstream.responses_requests[-1].body["tools"]
+    assert [tool["type"] for tool in sent] == ["function"]
+
+
+def test_modalities_with_image_turns_generation_on(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-5.2-codex", messages=DRAW, extra_body={"modalities": ["text", "image"]}
+    )
+    assert upstream.responses_requests[-1].body["tools"] == [
+        {"type": "image_generation", "output_format": "png"}
+    ]
+    _, fmt, data = decode_markdown_image(completion.choices[0].message.content)
+    assert fmt == "png" and data.startswith(b"\x89PNG")
+
+
+def test_modalities_text_only_turns_generation_off(
+    image_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    completion = image_gateway.client().chat.completions.create(
+        model="gpt-5.2-codex", messages=DRAW, modalities=["text"]
+    )
+    assert upstream.responses_requests[-1].body["tools"] == []
+    assert "![" not in (completion.choices[0].message.content or "")
 
 
 def test_invalid_image_option_is_400(client: openai.OpenAI, upstream: FakeUpstream) -> None:

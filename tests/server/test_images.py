@@ -1,4 +1,5 @@
-"""The Images API end to end: the official openai SDK against the gateway and the fake upstream."""
+"""The Images API's tool route end to end: the official openai SDK against the gateway and the
+fake upstream (``CODEX_IMAGES_ROUTE=tool``; the native route is in test_images_native.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import base64
 import io
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +17,31 @@ import openai
 import pytest
 from PIL import Image
 
+from codex_proxy.config import Settings
 from codex_proxy.mock.events import ResponseScript, usage
 from codex_proxy.mock.server import FakeUpstream, Pause, Reply
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.images_api import edit_request, generation_request, responses_body
 
-from ..conftest import Gateway, wait_for
+from ..conftest import Gateway, start_gateway, wait_for
 
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+
+@pytest.fixture(scope="module")
+def gateway(base_settings: Settings) -> Iterator[Gateway]:
+    """Every request of this module takes the tool route."""
+    server = start_gateway(replace(base_settings, images_route="tool"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_gateway(make_gateway: Callable[..., Gateway]) -> Callable[..., Gateway]:
+    def make(**changes: Any) -> Gateway:
+        return make_gateway(**{"images_route": "tool", **changes})
+
+    return make
 
 
 def encoded(
@@ -108,7 +128,7 @@ def test_generate_two_images(client: openai.OpenAI, upstream: FakeUpstream) -> N
         ]
 
 
-def test_usage_is_summed_and_left_out_when_unknown(
+def test_usage_is_summed_and_zero_when_unknown(
     client: openai.OpenAI, upstream: FakeUpstream
 ) -> None:
     for used in (usage(10, 20), usage(5, 1)):
@@ -122,7 +142,12 @@ def test_usage_is_summed_and_left_out_when_unknown(
     s.image(base64.b64encode(encoded()).decode())
     s.raw({"type": "response.completed", "response": s.response("completed", usage=None)})
     upstream.enqueue(Reply(events=s.events))
-    assert client.images.generate(prompt="x").usage is None
+    unknown = client.images.generate(prompt="x").usage
+    assert unknown is not None
+    assert (unknown.input_tokens, unknown.output_tokens, unknown.total_tokens) == (0, 0, 0)
+    assert unknown.input_tokens_details.text_tokens == 0
+    assert unknown.output_tokens_details is not None
+    assert unknown.output_tokens_details.image_tokens == 0
 
 
 def test_host_model_and_configured_defaults(make_gateway, upstream: FakeUpstream) -> None:
@@ -393,7 +418,8 @@ def test_truncated_stream_is_502(client: openai.OpenAI, upstream: FakeUpstream) 
         ({"prompt": "x", "moderation": "none"}, "moderation"),
         ({"prompt": "x", "background": 1}, "background"),
         ({"prompt": "x", "model": ""}, "model"),
-        ({"prompt": "x", "stream": True}, "stream"),
+        ({"prompt": "x", "stream": "yes"}, "stream"),
+        ({"prompt": "x", "partial_images": 4}, "partial_images"),
     ],
 )
 def test_generation_validation(

@@ -15,6 +15,7 @@ from codex_proxy.translate.images import (
     check_option,
     decoded_size,
     restore_image_history,
+    should_inject_image_tool,
 )
 
 PNG_B64 = base64.b64encode(b"\x89PNG fake image bytes").decode()
@@ -117,6 +118,8 @@ def test_forced_tool_choice_brings_the_tool() -> None:
         ({"text": {"format": {"type": "json_object"}}}, {}),
         ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, {}),
         ({}, {"modalities": ["text"]}),
+        ({"tool_choice": "none"}, {}),
+        ({"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}}, {}),
     ],
 )
 def test_injection_blocked_by_what_the_client_asked(extra: dict, request_fields: dict) -> None:
@@ -128,8 +131,6 @@ def test_injection_blocked_by_what_the_client_asked(extra: dict, request_fields:
 @pytest.mark.parametrize(
     ("extra", "request_fields"),
     [
-        ({"tool_choice": "none"}, {}),
-        ({"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}}, {}),
         ({"text": {"format": {"type": "text"}}}, {}),
         ({}, {"modalities": ["text", "image"]}),
     ],
@@ -155,6 +156,45 @@ def test_image_generation_flag_must_be_bool() -> None:
     with pytest.raises(OpenAIError) as info:
         apply_image_tool(body(), {"image_generation": "no"}, enabled=True, defaults={})
     assert info.value.param == "image_generation"
+
+
+@pytest.mark.parametrize(
+    ("request_", "enabled", "tool_choice", "text_format", "expected"),
+    [
+        ({}, True, "auto", None, True),
+        ({}, False, "auto", None, False),
+        ({}, True, None, None, True),
+        ({}, False, {"type": "image_generation"}, {"type": "json_schema"}, True),
+        ({}, True, "auto", {"type": "json_schema", "name": "x", "schema": {}}, False),
+        ({}, True, "auto", {"type": "json_object"}, False),
+        ({}, True, "auto", {"type": "text"}, True),
+        ({}, True, "required", None, False),
+        ({}, True, {"type": "function", "name": "f"}, None, False),
+        ({}, True, "none", None, False),
+        ({"modalities": ["text", "image"]}, False, "auto", None, True),
+        ({"modalities": ["image"]}, False, "auto", None, True),
+        ({"modalities": ["text"]}, True, "auto", None, False),
+        ({"modalities": ["text", "image"]}, False, "required", None, False),
+        ({"modalities": ["text", "image"]}, False, "auto", {"type": "json_object"}, False),
+        ({"image_generation": True}, False, "auto", None, True),
+        ({"image_generation": False, "modalities": ["text", "image"]}, True, "auto", None, False),
+    ],
+)
+def test_should_inject_image_tool(
+    request_: dict, enabled: bool, tool_choice: object, text_format: object, expected: bool
+) -> None:
+    assert (
+        should_inject_image_tool(
+            request_, enabled=enabled, tool_choice=tool_choice, text_format=text_format
+        )
+        is expected
+    )
+
+
+def test_structured_output_keeps_the_tool_out_of_the_translated_body() -> None:
+    translated = body(text={"format": {"type": "json_object"}})
+    assert apply_image_tool(translated, {}, enabled=True, defaults={"output_format": "png"}) is None
+    assert translated["tools"] == []
 
 
 # -- rendering -------------------------------------------------------------------------------

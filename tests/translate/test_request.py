@@ -964,6 +964,12 @@ def test_logprobs_off_is_fine() -> None:
     assert result.dropped == ()
 
 
+def test_image_modality_is_accepted_and_not_forwarded() -> None:
+    result = tr(chat(modalities=["text", "image"]))
+    assert "modalities" not in result.body
+    assert result.dropped == ()
+
+
 def test_audio_rejected() -> None:
     fails(chat(modalities=["text", "audio"]), "Audio output is not supported", "modalities")
     fails(chat(audio={"voice": "alloy", "format": "wav"}), "text only", "audio")

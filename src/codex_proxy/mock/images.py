@@ -14,17 +14,27 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import random
 import re
 import struct
 import zlib
 from types import ModuleType
 
-__all__ = ["FORMATS", "MAX_SIDE", "PILLOW_HINT", "image_b64", "parse_size", "render_image"]
+__all__ = [
+    "FORMATS",
+    "MAX_SIDE",
+    "PILLOW_HINT",
+    "image_b64",
+    "parse_size",
+    "render_image",
+    "render_or_png",
+]
 
 FORMATS: tuple[str, ...] = ("png", "jpeg", "webp")
 MAX_SIDE = 4096  # keeps a typo'd size from eating the test machine's memory
 PILLOW_HINT = "the mock upstream needs Pillow for jpeg/webp: pip install pillow"
+log = logging.getLogger("codex_proxy.mock")
 
 _ALIASES = {"jpg": "jpeg"}
 _PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
@@ -49,20 +59,47 @@ def parse_size(size: str | None) -> tuple[int, int]:
 
 
 def render_image(
-    width: int, height: int, fmt: str = "png", *, seed: int = 0, noise: bool = False
+    width: int,
+    height: int,
+    fmt: str = "png",
+    *,
+    seed: int = 0,
+    noise: bool = False,
+    transparent: bool = False,
 ) -> bytes:
     """Encode a ``width`` x ``height`` RGB image as ``fmt`` (png, jpeg/jpg or webp).
 
     The content depends only on ``seed``: a gradient with a checkerboard, or with
     ``noise=True`` pseudo-random pixels that do not compress, so tests can build PNGs of a
-    known large byte size (``3 * width * height`` plus a little).
+    known large byte size (``3 * width * height`` plus a little). ``transparent``: RGBA where
+    every other checkerboard cell is fully transparent (``background: transparent``; JPEG
+    has no alpha and stays opaque).
     """
     fmt = _format(fmt)
     _check_sides(width, height)
     rows = _noise_rows(width, height, seed) if noise else _pattern_rows(width, height, seed)
+    alpha = transparent and fmt != "jpeg"
+    if alpha:
+        rows = _with_alpha(rows, width, seed)
     if fmt == "png":
-        return _png(width, height, rows, level=0 if noise else 1)
-    return _pillow_encode(width, height, b"".join(rows), fmt)
+        return _png(width, height, rows, level=0 if noise else 1, alpha=alpha)
+    return _pillow_encode(width, height, b"".join(rows), fmt, alpha=alpha)
+
+
+def render_or_png(
+    width: int, height: int, fmt: str = "png", *, seed: int = 0, transparent: bool = False
+) -> tuple[bytes, str]:
+    """:func:`render_image` and the format it is in: without Pillow a JPEG or WebP request
+    gets a PNG, and the log says so (the fake keeps answering)."""
+    try:
+        return render_image(width, height, fmt, seed=seed, transparent=transparent), _format(fmt)
+    except RuntimeError:
+        log.warning(
+            "mock upstream: Pillow is not installed, answering PNG instead of %s "
+            "(pip install 'codex-proxy[mock]')",
+            fmt,
+        )
+        return render_image(width, height, "png", seed=seed, transparent=transparent), "png"
 
 
 def image_b64(
@@ -109,6 +146,20 @@ def _pattern_rows(width: int, height: int, seed: int) -> list[bytes]:
     return rows
 
 
+def _with_alpha(rows: list[bytes], width: int, seed: int) -> list[bytes]:
+    """RGBA rows: alpha 0 where the blue checkerboard is low, 255 elsewhere."""
+    low = (seed * 29) & 255
+    table = bytes(0 if value == low else 255 for value in range(256))
+    out = []
+    for row in rows:
+        rgba = bytearray(4 * width)
+        for channel in range(3):
+            rgba[channel::4] = row[channel::3]
+        rgba[3::4] = row[2::3].translate(table)
+        out.append(bytes(rgba))
+    return out
+
+
 def _noise_rows(width: int, height: int, seed: int) -> list[bytes]:
     """Deterministic random RGB rows (``Random(seed).randbytes``): zlib cannot shrink them."""
     stride = 3 * width
@@ -119,11 +170,13 @@ def _noise_rows(width: int, height: int, seed: int) -> list[bytes]:
 # -- encoders --------------------------------------------------------------------------------
 
 
-def _png(width: int, height: int, rows: list[bytes], *, level: int = 1) -> bytes:
-    """An 8-bit RGB PNG: filter type 0 on every row, one IDAT. Level 1 because speed matters
-    more than size here; noise is stored (level 0), as deflate could not shrink it anyway."""
+def _png(
+    width: int, height: int, rows: list[bytes], *, level: int = 1, alpha: bool = False
+) -> bytes:
+    """An 8-bit RGB (or RGBA) PNG: filter type 0 on every row, one IDAT. Level 1 because speed
+    matters more than size here; noise is stored (level 0): deflate could not shrink it."""
     raw = b"\x00" + b"\x00".join(rows)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6 if alpha else 2, 0, 0, 0)
     return b"".join(
         (
             _PNG_SIGNATURE,
@@ -148,8 +201,10 @@ def _pillow() -> ModuleType:
     return Image
 
 
-def _pillow_encode(width: int, height: int, pixels: bytes, fmt: str) -> bytes:
-    image = _pillow().frombytes("RGB", (width, height), pixels)
+def _pillow_encode(
+    width: int, height: int, pixels: bytes, fmt: str, *, alpha: bool = False
+) -> bytes:
+    image = _pillow().frombytes("RGBA" if alpha else "RGB", (width, height), pixels)
     out = io.BytesIO()
     image.save(out, format=_PIL_FORMATS[fmt], quality=90)
     return out.getvalue()

@@ -21,6 +21,7 @@ refusals (``edge_block``: one of :data:`EDGE_BLOCKS`) and the usage endpoint (``
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import re
@@ -43,7 +44,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codex_proxy.mock.events import ResponseScript, text_response, usage
-from codex_proxy.mock.images import image_b64, parse_size
+from codex_proxy.mock.images import parse_size, render_or_png
 from codex_proxy.mock.tokens import FakeTokenIssuer
 from codex_proxy.mock.types import Drop, Pause, RawData, RecordedRequest, Reply, ReplyItem
 
@@ -249,8 +250,6 @@ def default_reply(request: RecordedRequest) -> Reply:
             events = _image_events(image_tool, body, text, model, used)
         except ValueError as exc:
             return _detail(f"Invalid value for 'tools[{image_tool[0]}]': {exc}")
-        except RuntimeError as exc:  # Pillow missing: say so instead of a bare 500
-            return _detail(str(exc), status=500)
     elif call is not None:
         script = ResponseScript(model=model)
         script.start()
@@ -292,9 +291,15 @@ def _image_events(
     if fmt not in _IMAGE_FORMATS:
         raise ValueError(f"output_format must be one of {', '.join(_IMAGE_FORMATS)}")
     seed = zlib.crc32(prompt.encode())
+    background = _str_option(tool, "background") or "opaque"
+    clear = background == "transparent"
     scale = _PARTIAL_SIDE / max(width, height)
     small = max(1, round(width * scale)), max(1, round(height * scale))
-    partials = [image_b64(*small, fmt, seed=seed + i + 1) for i in range(_partial_count(tool))]
+    partials = [
+        _b64(render_or_png(*small, fmt, seed=seed + i + 1, transparent=clear)[0])
+        for i in range(_partial_count(tool))
+    ]
+    final, fmt = render_or_png(width, height, fmt, seed=seed, transparent=clear)
     edited = tool.get("action") == "edit" or (
         tool.get("action") != "generate" and _has_input_image(body.get("input"))
     )
@@ -304,16 +309,95 @@ def _image_events(
     script.start()
     script.message(["Here is", " your image."])
     script.image(
-        image_b64(width, height, fmt, seed=seed),
+        _b64(final),
         partials=partials,
         revised_prompt=revised,
         output_format=fmt,
         size=f"{width}x{height}",
         quality=_str_option(tool, "quality") or "auto",
-        background=_str_option(tool, "background") or "opaque",
+        background=background,
     )
     script.completed(used)
     return script.events
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# -- the native images endpoints (protocol.md 7.3) -------------------------------------------
+
+_NATIVE_KEYS = frozenset({"prompt", "model", "n", "size", "quality", "background"})
+_BACKGROUNDS = ("auto", "opaque", "transparent")
+_QUALITIES = ("auto", "low", "medium", "high")
+
+
+def native_image_reply(request: RecordedRequest) -> Reply:
+    """``POST {base}/images/generations`` or ``/images/edits``: JSON in, ``n`` real PNGs of the
+    requested size out (RGBA with transparent pixels for ``background: transparent``); fields
+    the backend does not take (a mask, ``stream``, ``output_format``, ...) are a 400."""
+    body = request.body
+    if not isinstance(body, dict):
+        return _detail("Request body must be a JSON object")
+    edit = _last_segment(request.path) == "edits"
+    for key in body:
+        if key not in _NATIVE_KEYS and not (edit and key == "images"):
+            return _detail(f"Unsupported parameter: {key}")
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return _detail("Missing required parameter: 'prompt'")
+    n = body.get("n", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10:
+        return _detail("Invalid value for 'n': must be 1 to 10")
+    background = body.get("background", "auto")
+    quality = body.get("quality", "auto")
+    if background not in _BACKGROUNDS or quality not in _QUALITIES:
+        return _detail("Invalid value for 'background' or 'quality'")
+    images = body.get("images")
+    if edit and not (
+        isinstance(images, list)
+        and images
+        and all(
+            isinstance(i, dict) and str(i.get("image_url", "")).startswith("data:image/")
+            for i in images
+        )
+    ):
+        return _detail("'images' must be a list of {'image_url': 'data:image/...'}")
+    try:
+        width, height = parse_size(body.get("size"))
+    except ValueError as exc:
+        return _detail(f"Invalid value for 'size': {exc}")
+    seed = zlib.crc32(prompt.encode())
+    clear = background == "transparent"
+    data = [
+        {"b64_json": _b64(render_or_png(width, height, seed=seed + i, transparent=clear)[0])}
+        for i in range(n)
+    ]
+    text_tokens = max(1, len(prompt) // 4)
+    image_tokens = 65 * len(images) if edit else 0
+    output_tokens = 272 * n
+    return Reply(
+        body={
+            "created": int(time.time()),
+            "data": data,
+            "background": "transparent" if clear else "opaque",
+            "output_format": "png",
+            "quality": quality,
+            "size": f"{width}x{height}",
+            "usage": {
+                "input_tokens": text_tokens + image_tokens,
+                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"text_tokens": 0, "image_tokens": output_tokens},
+                "total_tokens": text_tokens + image_tokens + output_tokens,
+            },
+        }
+    )
+
+
+def _is_images_post(request: RecordedRequest) -> bool:
+    path = request.path.rstrip("/")
+    return request.method == "POST" and path.endswith(("/images/generations", "/images/edits"))
 
 
 def _str_option(tool: dict[str, Any], name: str) -> str | None:
@@ -659,10 +743,13 @@ class FakeUpstream:
         self.edge_block: str | None = None  # answer everything as Cloudflare: see EDGE_BLOCKS
         self.usage: dict[str, Any] = orjson.loads(orjson.dumps(DEFAULT_USAGE))
         self.usage_reply: Reply | None = None
+        # False: the native images endpoints answer 404, like an older backend
+        self.native_images = True
         self.tokens = FakeTokenIssuer()  # the OAuth refresh endpoint, POST {url}/oauth/token
         self.app = self._build_app()
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
+        self._images_queue: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._open_streams = 0
         self._disconnects = 0
@@ -747,6 +834,11 @@ class FakeUpstream:
         with self._lock:
             self._queue.extend(replies)
 
+    def enqueue_images(self, *replies: Reply) -> None:
+        """Queue replies for the next native images calls (``POST .../images/...``)."""
+        with self._lock:
+            self._images_queue.extend(replies)
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of every request received (any path except ``/_mock/``)."""
@@ -757,6 +849,11 @@ class FakeUpstream:
     def responses_requests(self) -> list[RecordedRequest]:
         """Only the ``POST .../responses`` requests."""
         return [r for r in self.requests if _is_responses_post(r)]
+
+    @property
+    def images_requests(self) -> list[RecordedRequest]:
+        """Only the ``POST .../images/generations`` and ``.../images/edits`` requests."""
+        return [r for r in self.requests if _is_images_post(r)]
 
     @property
     def token_requests(self) -> list[RecordedRequest]:
@@ -790,6 +887,7 @@ class FakeUpstream:
         """Forget requests, queued replies and the disconnect count; restore the catalog."""
         with self._lock:
             self._queue.clear()
+            self._images_queue.clear()
             self._requests.clear()
             self._disconnects = 0
         self.models = _default_models()
@@ -799,6 +897,7 @@ class FakeUpstream:
         self.edge_block = None
         self.usage = orjson.loads(orjson.dumps(DEFAULT_USAGE))
         self.usage_reply = None
+        self.native_images = True
         self.tokens.clear()
 
     def set_default_model(self, slug: str) -> None:
@@ -842,6 +941,7 @@ class FakeUpstream:
             Route("/_mock/models", _json_endpoint(self._ctl_models), methods=["POST"]),
             Route("/_mock/behaviour", _json_endpoint(self._ctl_behaviour), methods=["POST"]),
             Route("/_mock/usage", _json_endpoint(self._ctl_usage), methods=["POST"]),
+            Route("/_mock/images", _json_endpoint(self._ctl_images), methods=["POST"]),
             Route("/{path:path}", self._handle, methods=methods),
         ]
         return _as_proxy(Starlette(routes=routes))
@@ -872,6 +972,12 @@ class FakeUpstream:
             if self.usage_reply is not None:
                 return self.usage_reply
             return Reply(body=_usage_payload(self.usage))
+        if _is_images_post(request):
+            if not self.native_images:
+                return _detail("Not Found", status=404)
+            with self._lock:
+                queued = self._images_queue.popleft() if self._images_queue else None
+            return queued if queued is not None else native_image_reply(request)
         if not _is_responses_post(request):
             return _detail("Not Found", status=404)
         refused = self._backend_refusal(request)
@@ -941,6 +1047,13 @@ class FakeUpstream:
     async def _ctl_reset(self, payload: Any) -> Any:
         self.clear()
         return {"ok": True}
+
+    async def _ctl_images(self, payload: Any) -> Any:
+        """``{"native": false}`` makes the native images endpoints answer 404."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("native"), bool):
+            raise ValueError('send {"native": true} or {"native": false}')
+        self.native_images = payload["native"]
+        return {"native": self.native_images}
 
     async def _ctl_state(self, payload: Any) -> Any:
         return {

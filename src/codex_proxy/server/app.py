@@ -24,7 +24,8 @@ from codex_proxy.config import Settings, load_settings
 from codex_proxy.server import images
 from codex_proxy.server.chat import DROPPED_HEADER, chat_completions
 from codex_proxy.server.http import JSONResponse, error_response
-from codex_proxy.server.image_files import ImageStore, media_type
+from codex_proxy.server.image_files import ImageStore, media_type, sweep_forever
+from codex_proxy.server.images_native import NativeImages
 from codex_proxy.server.middleware import BodyLimit, GatewayAuth, OriginGuard
 from codex_proxy.server.models import ModelCatalog, get_model, list_models
 from codex_proxy.server.relay import internal_error
@@ -60,7 +61,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def image_file(request: Request) -> Response:
     name = request.path_params["name"]
-    path = request.app.state.images.path(name)
+    path = await asyncio.to_thread(request.app.state.images.path, name)
     if path is None:
         return error_response(errors.not_found(f"No image named {name!r}."))
     return FileResponse(path, media_type=media_type(name))
@@ -113,17 +114,22 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.models = ModelCatalog(settings, auth, client)
     client.offered_models = state.models.offered
     state.usage = UsageReader(client, auth)
-    state.images = ImageStore(settings.image_dir)
+    state.images = ImageStore(settings.image_dir, settings.image_ttl_days)
     state.image_jobs = asyncio.Semaphore(settings.image_concurrency)
+    state.native_images = NativeImages(settings.images_route)
     log.info(
         "codex-proxy ready: %s; upstream %s; client version %s",
         auth.describe(),
         settings.base_url_for(auth.mode() or CHATGPT),
         version.describe(),
     )
+    sweeper = asyncio.create_task(sweep_forever(state.images)) if settings.image_ttl_days else None
     try:
         yield
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
         await http.aclose()
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 
 from codex_proxy.server.http import error_response, read_json
-from codex_proxy.server.image_files import image_renderer
+from codex_proxy.server.image_files import history_resolver, image_renderer
 from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import ChatCompletionRun
 from codex_proxy.server.request_log import note
@@ -33,9 +33,8 @@ async def chat_completions(request: Request) -> Any:
     if isinstance(body, dict) and isinstance(body.get("model"), str):
         note(model=body["model"], stream=body.get("stream") is True)  # for a refused request
     if isinstance(body, dict) and "messages" in body:
-        messages = restore_image_history(
-            body["messages"], settings.image_history, state.images.data_uri
-        )
+        resolve = await history_resolver(state.images, body["messages"])
+        messages = restore_image_history(body["messages"], settings.image_history, resolve)
         body = {**body, "messages": messages}
     try:
         creds = await state.auth.credentials()

@@ -1,10 +1,12 @@
 """The Images API over the subscription: ``POST /v1/images/generations`` and ``/v1/images/edits``.
 
-The ChatGPT backend has no images endpoint, only the ``image_generation`` tool of the Responses
-API. So each requested image is one Responses call to a chat host model that is forced to call
-the tool; its events go through the same :class:`ChatCompletionBuilder` as a chat answer, so
-failures (``response.failed``, ``error`` events, truncated streams) map to the same OpenAI
-errors, and the finished ``image_generation_call`` items become the OpenAI images answer.
+Two routes (``server/images_native.py`` picks one). The native one posts the request to the
+backend's own images endpoints. The tool route makes each requested image one Responses call
+to a chat host model that is forced to call the ``image_generation`` tool; its events go
+through the same :class:`ChatCompletionBuilder` as a chat answer, so failures
+(``response.failed``, ``error`` events, truncated streams) map to the same OpenAI errors, and
+the finished ``image_generation_call`` items become the OpenAI images answer. It serves what
+the native endpoints cannot: masks, streaming (``server/images_stream.py``), output formats.
 
 The request -> Responses body part is pure (``translate/images_api.py``); this module is the
 I/O shell.
@@ -27,18 +29,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from codex_proxy.server.http import JSONResponse, error_response, read_json
-from codex_proxy.server.image_files import image_file_url
+from codex_proxy.server.image_files import FileSaver, file_saver
+from codex_proxy.server.images_native import NativeUnavailable, generate_native
+from codex_proxy.server.images_stream import ImageStreamRun
 from codex_proxy.server.relay import cancelled_on_disconnect, internal_error
 from codex_proxy.server.request_log import note
 from codex_proxy.translate import errors
 from codex_proxy.translate.aggregate import ChatCompletionBuilder
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.images_api import (
+    DEFAULT_NATIVE_MODEL,
     ImageCollector,
     ImageRequest,
     edit_request,
     generation_request,
     images_response,
+    native_images_response,
+    no_image_error,
     responses_body,
 )
 from codex_proxy.upstream.auth import Credentials
@@ -47,7 +54,6 @@ from codex_proxy.upstream.client import UpstreamClient
 log = logging.getLogger("codex_proxy")
 T = TypeVar("T")
 
-TEXT_LIMIT = 500  # characters of a text-only answer quoted in the 502
 _TERMINAL = frozenset({"response.completed", "response.incomplete"})
 
 
@@ -87,17 +93,7 @@ async def generate_one(
         completion = builder.result()
         headers = dict(up.headers)
     if not collector.items:
-        choice = completion["choices"][0]
-        message = choice["message"]
-        text = (message.get("content") or message.get("refusal") or "").strip()
-        detail = text[:TEXT_LIMIT] or f"no text either (finish_reason {choice['finish_reason']})"
-        raise OpenAIError(
-            502,
-            f"The model answered without an image: {detail}",
-            "server_error",
-            None,
-            "no_image_generated",
-        )
+        raise no_image_error(completion)
     return GeneratedImage(collector.items[0], usage, headers)
 
 
@@ -171,8 +167,9 @@ async def edits(request: Request) -> Response:
     return await answer(request, job)
 
 
-async def answer(request: Request, job: ImageRequest) -> Response:
-    """Run the ``n`` calls, watching for the client leaving (that cancels them all)."""
+async def answer(request: Request, job: ImageRequest) -> Any:
+    """Stream, or run the request on its route, watching for the client leaving (that cancels
+    every upstream call)."""
     state = request.app.state
     settings = state.settings
     body = responses_body(
@@ -181,21 +178,38 @@ async def answer(request: Request, job: ImageRequest) -> Response:
         instructions=settings.instructions,
     )
     session_id = str(uuid.uuid4())
+    if job.stream:
+        note(model=str(body.get("model")), stream=True)
+        return ImageStreamRun(
+            client=state.client,
+            auth=state.auth,
+            job=job,
+            body=body,
+            session_id=session_id,
+            keepalive_seconds=settings.sse_keepalive_seconds,
+            limiter=state.image_jobs,
+        )
     note(model=str(body.get("model")), stream=False)
     answer: Response = Response(status_code=499)  # only ever "sent" to a departed client
     async with cancelled_on_disconnect(request.receive):
         try:
             creds = await state.auth.credentials()
-
-            def job_for_one() -> Awaitable[GeneratedImage]:
-                return generate_one(state.client, creds, body, session_id, state.image_jobs)
-
-            generated = await gather_all([job_for_one] * job.n)
-            note(images=len(generated))
-            payload = _images_response(request, job, generated)
-            headers: dict[str, str] = {}
-            for one in generated:
-                headers.update(one.headers)
+            payload, headers = None, {}
+            if state.native_images.wanted(job, creds):
+                note(model=native_body_model(job))
+                try:
+                    async with state.image_jobs:
+                        found, headers = await generate_native(
+                            state.client, creds, job, session_id, state.native_images
+                        )
+                    saver = _saver(request)
+                    payload = native_images_response(job, found, int(time.time()), saver)
+                    await saver.flush()
+                except NativeUnavailable:
+                    note(model=str(body.get("model")))
+            if payload is None:
+                payload, headers = await _tool_route(request, job, creds, body, session_id)
+            note(images=len(payload["data"]))
             answer = JSONResponse(payload, headers=headers)
         except OpenAIError as error:
             answer = error_response(error)
@@ -205,14 +219,32 @@ async def answer(request: Request, job: ImageRequest) -> Response:
     return answer
 
 
-def _images_response(
-    request: Request, job: ImageRequest, generated: Sequence[GeneratedImage]
-) -> dict[str, Any]:
-    store = request.app.state.images
+async def _tool_route(
+    request: Request, job: ImageRequest, creds: Credentials, body: Mapping[str, Any], session: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``n`` Responses calls at once, each forced to call the image tool."""
+    state = request.app.state
 
-    def save(b64: str, fmt: str) -> str:
-        return image_file_url(request.app.state.settings, request, store.save_b64(b64, fmt))
+    def job_for_one() -> Awaitable[GeneratedImage]:
+        return generate_one(state.client, creds, body, session, state.image_jobs)
 
+    generated = await gather_all([job_for_one] * job.n)
     items = [one.item for one in generated]
     usages = [one.usage for one in generated]
-    return images_response(job, items, usages, int(time.time()), save)
+    saver = _saver(request)
+    payload = images_response(job, items, usages, int(time.time()), saver)
+    await saver.flush()
+    headers: dict[str, str] = {}
+    for one in generated:
+        headers.update(one.headers)
+    return payload, headers
+
+
+def native_body_model(job: ImageRequest) -> str:
+    return str(job.tool.get("model") or DEFAULT_NATIVE_MODEL)
+
+
+def _saver(request: Request) -> FileSaver:
+    """``save(b64, format) -> URL`` for url-mode answers; the writes run in a thread."""
+    state = request.app.state
+    return file_saver(state.settings, state.images, request)

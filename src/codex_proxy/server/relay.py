@@ -23,6 +23,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from codex_proxy._json import SLICE, dumps_parts
+from codex_proxy.server.image_files import flush_saves
 from codex_proxy.translate.aggregate import ChatCompletionBuilder
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.images import ImageRenderer
@@ -163,6 +164,7 @@ class ChatCompletionRun:
                     builder.feed(event)
             result = builder.result()
         renderer = self.image_renderer
+        await flush_saves(renderer)
         if renderer is not None and renderer.linked_because_large:
             headers[IMAGES_LINKED_HEADER] = str(renderer.linked_because_large)
         for message in json_response_parts(200, result, headers):
@@ -192,8 +194,10 @@ class ChatCompletionRun:
                         _translate_batch(translator, item, chunks)
                     finally:  # what came before a failure still goes out first
                         if chunks:
+                            await flush_saves(self.image_renderer)
                             await self._send_writes(send, encode_chunks(chunks), headers)
             tail = encode_chunks(translator.finish(), DONE)
+            await flush_saves(self.image_renderer)
             await self._send_writes(send, tail, headers, more=False)
 
     async def _send_body(

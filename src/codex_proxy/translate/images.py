@@ -54,47 +54,71 @@ def apply_image_tool(
     """Put the image tool into a translated Responses ``body``; returns its output format.
 
     A client's own ``image_generation`` tool is honoured (its fields win over the defaults)
-    even when the gateway flag is off; ``tool_choice: {"type": "image_generation"}`` forces
-    the tool in; ``"image_generation": false`` in the request body turns injection off, and so
-    does anything an extra tool would contradict (:func:`injection_blocked`). ``body`` is the
-    Responses body (chat or passthrough alike); ``chat`` is the client's own request.
+    even when the gateway flag is off. Otherwise :func:`should_inject_image_tool` decides.
     """
-    flag = chat.get("image_generation")
-    if flag is not None and not isinstance(flag, bool):
-        raise invalid_request(
-            "image_generation must be true or false.", "image_generation", "invalid_type"
-        )
     tools: list[dict[str, Any]] = body.setdefault("tools", [])
     for index, tool in enumerate(tools):
         if tool.get("type") == IMAGE_TOOL:
             overrides = {k: v for k, v in tool.items() if k != "type"}
             tools[index] = image_tool(defaults, overrides, f"tools[{index}]")
             return tools[index].get("output_format")
-    choice = body.get("tool_choice")
-    forced = isinstance(choice, Mapping) and choice.get("type") == IMAGE_TOOL
-    if forced or (enabled and flag is not False and not injection_blocked(body, chat)):
+    text = body.get("text")
+    text_format = text.get("format") if isinstance(text, Mapping) else None
+    if should_inject_image_tool(
+        chat, enabled=enabled, tool_choice=body.get("tool_choice"), text_format=text_format
+    ):
         tool = image_tool(defaults, None, "tools")
         tools.append(tool)
         return tool.get("output_format")
     return None
 
 
-def injection_blocked(body: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
-    """True when an injected image tool would contradict what the client asked for: a forced
-    tool (``tool_choice`` "required" or naming a tool: the model could satisfy it with an image
-    instead), a JSON answer (``text.format`` json_schema/json_object), or ``modalities``
-    without "image"."""
+STRUCTURED_FORMATS = frozenset({"json_schema", "json_object"})
+
+
+def should_inject_image_tool(
+    request: Mapping[str, Any], *, enabled: bool, tool_choice: Any, text_format: Any
+) -> bool:
+    """Whether the gateway adds the ``image_generation`` tool to one Responses call.
+
+    ``request`` is the client's body (chat or Responses), read only for its per-request
+    switches: ``"image_generation": true|false`` and ``modalities`` (``["text", "image"]`` turns
+    image generation on, a list without ``"image"`` turns it off). ``tool_choice`` and
+    ``text_format`` are the Responses-shaped values about to go upstream (``body["tool_choice"]``
+    and ``body["text"]["format"]``), so the chat route and the Responses route share the rule:
+
+    1. ``tool_choice: {"type": "image_generation"}`` always injects (the client forces it);
+    2. structured output (``json_schema``/``json_object``) never does: an image after the JSON
+       breaks ``parse()``;
+    3. a forced choice of anything else (``"required"``, a named function, ...) or ``"none"``
+       never does: the model must not pick the image tool over the client's functions;
+    4. else the request's own switch, else the gateway's ``enabled`` (CODEX_ENABLE_IMAGE_GEN).
+
+    Raises OpenAIError (400) on a malformed switch.
+    """
+    if isinstance(tool_choice, Mapping) and tool_choice.get("type") == IMAGE_TOOL:
+        return True
+    if isinstance(text_format, Mapping) and text_format.get("type") in STRUCTURED_FORMATS:
+        return False
+    if tool_choice is not None and tool_choice != "auto":
+        return False
+    opt_in = _image_switch(request)
+    return enabled if opt_in is None else opt_in
+
+
+def _image_switch(request: Mapping[str, Any]) -> bool | None:
+    """The request's own on/off for image generation, or None when it says nothing."""
+    flag = request.get("image_generation")
+    if flag is not None and not isinstance(flag, bool):
+        raise invalid_request(
+            "image_generation must be true or false.", "image_generation", "invalid_type"
+        )
+    if flag is not None:
+        return flag
     modalities = request.get("modalities")
-    if isinstance(modalities, list) and "image" not in modalities:
-        return True
-    choice = body.get("tool_choice")
-    if choice == "required":
-        return True
-    if isinstance(choice, Mapping) and choice.get("type") not in ("allowed_tools", IMAGE_TOOL):
-        return True
-    text = body.get("text")
-    fmt = text.get("format") if isinstance(text, Mapping) else None
-    return isinstance(fmt, Mapping) and fmt.get("type") in ("json_schema", "json_object")
+    if isinstance(modalities, list) and modalities:
+        return "image" in modalities
+    return None
 
 
 def alt_text(revised_prompt: Any) -> str:

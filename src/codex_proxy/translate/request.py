@@ -290,6 +290,8 @@ def _reject_unsupported(chat: Mapping[str, Any]) -> None:
 
 
 def _check_modalities(chat: Mapping[str, Any]) -> None:
+    """``text``, and ``image`` (OpenRouter- and Gemini-style clients: turns the image tool on
+    for this request, see ``translate/images.should_inject_image_tool``); no audio."""
     modalities = opt_list(chat, "modalities", "")
     for i, modality in enumerate(modalities or ()):
         param = f"modalities[{i}]"
@@ -300,8 +302,8 @@ def _check_modalities(chat: Mapping[str, Any]) -> None:
                 "modalities",
                 "unsupported_value",
             )
-        if modality != "text":
-            raise bad_value(param, modality, ("text",))
+        if modality not in ("text", "image"):
+            raise bad_value(param, modality, ("text", "image"))
 
 
 def resolve_model(raw: Any, options: RequestOptions) -> tuple[str, str, str | None]:

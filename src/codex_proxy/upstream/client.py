@@ -1,5 +1,5 @@
-"""The one upstream HTTP client: POST /responses as an event stream, GET /models, GET the
-usage windows (``wham/usage``).
+"""The one upstream HTTP client: POST /responses as an event stream, POST JSON to the native
+images endpoints, GET /models, GET the usage windows (``wham/usage``).
 
 Every failure leaves here as an :class:`OpenAIError`, so the app never sees an httpx exception.
 The read timeout is the idle gap allowed between two upstream events, not a total deadline.
@@ -191,17 +191,56 @@ class UpstreamClient:
         An upstream 401 gets one transparent retry when the auth provider has fresher
         credentials; the client never sees the first 401.
         """
-        content = encode_body(body)
-        response = await self._post(creds, content, session_id)
+        async with self._answered(creds, "/responses", encode_body(body), session_id) as response:
+            await self._raise_for_status(response)
+            yield UpstreamStream(response, self.settings.upstream_idle_timeout, self.rate_limits)
+
+    async def post_json(
+        self, creds: Credentials, path: str, body: Mapping[str, Any], session_id: str | None
+    ) -> tuple[Any, dict[str, str]]:
+        """POST a JSON body to ``{base}{path}`` (the native images endpoints) and return the
+        parsed JSON answer and the headers worth forwarding. Same headers, the same one retry
+        after a 401 and the same error mapping as :meth:`open_stream`; raises OpenAIError."""
+        accept = "application/json"
+        async with self._answered(creds, path, encode_body(body), session_id, accept) as response:
+            try:
+                raw = await response.aread()
+            except httpx.TimeoutException:
+                raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
+            except httpx.TransportError as exc:
+                raise errors.connection_failed(_reason(exc)) from None
+            if response.status_code != 200:
+                error = errors.from_upstream_response(
+                    response.status_code, raw, response.headers, self._context()
+                )
+                error.headers.update(forwarded_headers(response.headers))
+                raise error
+            try:
+                data = loads_large(raw) if len(raw) >= LARGE else orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise errors.malformed_event(f"{path} answered with no JSON") from None
+            return data, forwarded_headers(response.headers)
+
+    @asynccontextmanager
+    async def _answered(
+        self,
+        creds: Credentials,
+        path: str,
+        content: bytes,
+        session_id: str | None,
+        accept: str = "text/event-stream",
+    ) -> AsyncIterator[httpx.Response]:
+        """POST ``content`` to ``{base}{path}``, read up to the answer's headers, with one retry
+        after a 401 when the auth provider has fresher credentials; closed on exit."""
+        response = await self._post(creds, path, content, session_id, accept)
         try:
             if response.status_code == 401:
                 fresh = await self.auth.after_unauthorized(creds)
                 if fresh is not None:
                     await response.aclose()
-                    response = await self._post(fresh, content, session_id)
+                    response = await self._post(fresh, path, content, session_id, accept)
             self._observe(response)
-            await self._raise_for_status(response)
-            yield UpstreamStream(response, self.settings.upstream_idle_timeout, self.rate_limits)
+            yield response
         finally:
             await response.aclose()
 
@@ -290,9 +329,16 @@ class UpstreamClient:
             self._on_answer(response.status_code, response.headers.get("x-request-id"))
         self.rate_limits.update(response.headers)
 
-    async def _post(self, creds: Credentials, content: bytes, session_id: str) -> httpx.Response:
-        url = f"{self.settings.base_url_for(creds.mode)}/responses"
-        headers = self._headers(creds, session_id)
+    async def _post(
+        self,
+        creds: Credentials,
+        path: str,
+        content: bytes,
+        session_id: str | None,
+        accept: str = "text/event-stream",
+    ) -> httpx.Response:
+        url = f"{self.settings.base_url_for(creds.mode)}{path}"
+        headers = self._headers(creds, session_id, accept)
         for attempt in (1, 2):
             try:
                 return await self._send_stream(url, content, headers)
