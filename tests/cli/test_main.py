@@ -11,6 +11,7 @@ import pytest
 
 from codex_proxy.config import Settings, refuse_reason
 
+from ..conftest import write_auth_json
 from ..processes import clean_env, free_port, running
 
 BIN = Path(sys.executable).parent
@@ -113,3 +114,31 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
 def test_refuse_reason(host: str, token: str | None, allow: bool, refused: bool) -> None:
     settings = Settings(host=host, gateway_token=token, allow_no_auth=allow)
     assert (refuse_reason(settings) is not None) == refused
+
+
+def test_first_run_without_login_says_how_to_sign_in_or_try_mock(tmp_path: Path) -> None:
+    """Never signed in: one warning at start naming both ways forward, and a 401 that says the
+    same (not "sign in again")."""
+    port = free_port()
+    command = [str(BIN / "codex-proxy"), "serve", "--port", str(port)]
+    with running(command, port, clean_env(tmp_path), tmp_path) as url:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            ask(url)
+    message = caught.value.body["message"]  # type: ignore[index]
+    assert message.startswith("Not signed in:")
+    assert "again" not in message
+    assert "`codex-proxy login`" in message and "`codex-proxy serve --mock`" in message
+    log = (tmp_path / f"gateway-{port}.log").read_text()
+    assert log.count("WARNING: Not signed in") == 1
+    warning = log.index("WARNING: Not signed in")
+    assert warning < log.index("Started server process")  # before uvicorn's lines
+    assert "codex-proxy login" in log[warning:] and "codex-proxy serve --mock" in log[warning:]
+
+
+def test_no_warning_when_signed_in(tmp_path: Path) -> None:
+    write_auth_json(tmp_path / "codex-home")
+    port = free_port()
+    command = [str(BIN / "codex-proxy"), "serve", "--port", str(port)]
+    with running(command, port, clean_env(tmp_path), tmp_path):
+        pass
+    assert "WARNING" not in (tmp_path / f"gateway-{port}.log").read_text()

@@ -8,8 +8,10 @@ import sys
 from typing import Any
 
 from codex_proxy.cli import EXIT_CONFIG, settings_or_report
-from codex_proxy.config import export_for_workers, load_settings, refuse_reason
+from codex_proxy.config import Settings, export_for_workers, load_settings, refuse_reason
 from codex_proxy.server.request_log import setup_logging
+from codex_proxy.translate.errors import LOGIN_HINT, SIGN_IN_HINT
+from codex_proxy.upstream.auth import AuthProvider
 
 
 def add_commands(commands: Any) -> None:
@@ -29,6 +31,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
+def warn_without_login(settings: Settings) -> None:
+    """One clear paragraph on stderr, before uvicorn's lines, when no request could succeed."""
+    problem = AuthProvider(settings).problem()
+    if problem is None:
+        return
+    reason = problem.message.removesuffix(SIGN_IN_HINT).removesuffix(LOGIN_HINT).strip()
+    print(
+        f"codex-proxy: WARNING: {reason}\n"
+        "  Until then every request is refused (401). Ways forward:\n"
+        "    codex-proxy login          sign in with ChatGPT (an existing `codex login` works too)\n"
+        "    codex-proxy serve --mock   try the gateway now, without an account",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate the settings, then hand over to uvicorn."""
     import uvicorn
@@ -43,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("codex-proxy: --workers must be at least 1", file=sys.stderr)
         return EXIT_CONFIG
+    if not args.mock:
+        warn_without_login(settings)
     setup_logging(settings.log_level, settings.log_format)
     fake = None
     if args.mock:

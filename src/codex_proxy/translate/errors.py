@@ -15,6 +15,11 @@ from typing import Any
 import orjson
 
 LOGIN_HINT = "Run `codex-proxy login` (or `codex login`) to sign in again."
+# For someone who never signed in: both ways forward, the real one and the account-free one.
+SIGN_IN_HINT = (
+    "Sign in with `codex-proxy login` (an existing `codex login` works too), "
+    "or try the gateway without an account: `codex-proxy serve --mock`."
+)
 
 # Upstream failure codes (response.failed / error events) and the HTTP status they deserve.
 _STATUS_BY_CODE = {
