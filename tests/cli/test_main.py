@@ -121,9 +121,11 @@ def test_first_run_without_login_says_how_to_sign_in_or_try_mock(tmp_path: Path)
     same (not "sign in again")."""
     port = free_port()
     command = [str(BIN / "codex-proxy"), "serve", "--port", str(port)]
-    with running(command, port, clean_env(tmp_path), tmp_path) as url:
-        with pytest.raises(openai.AuthenticationError) as caught:
-            ask(url)
+    with (
+        running(command, port, clean_env(tmp_path), tmp_path) as url,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        ask(url)
     message = caught.value.body["message"]  # type: ignore[index]
     assert message.startswith("Not signed in:")
     assert "again" not in message

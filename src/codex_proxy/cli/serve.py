@@ -40,7 +40,7 @@ def warn_without_login(settings: Settings) -> None:
     print(
         f"codex-proxy: WARNING: {reason}\n"
         "  Until then every request is refused (401). Ways forward:\n"
-        "    codex-proxy login          sign in with ChatGPT (an existing `codex login` works too)\n"
+        "    codex-proxy login          sign in with ChatGPT (or use an existing `codex login`)\n"
         "    codex-proxy serve --mock   try the gateway now, without an account",
         file=sys.stderr,
         flush=True,
