@@ -94,6 +94,7 @@ class Settings:
     max_images: int = 64
     cors_origins: tuple[str, ...] = ()
     refresh_timeout: float = 30.0
+    shutdown_grace_seconds: float = 5.0
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -222,6 +223,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         max_images=_int(env, "CODEX_MAX_IMAGES", 64, 0, 100_000),
         cors_origins=tuple(o.rstrip("/") for o in _list(get("CODEX_CORS_ORIGINS"))),
         refresh_timeout=_float(env, "CODEX_REFRESH_TIMEOUT", 30.0),
+        shutdown_grace_seconds=_float(env, "CODEX_SHUTDOWN_GRACE_SECONDS", 5.0, zero_ok=True),
     )
 
 
@@ -284,7 +286,7 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
     raw = env.get(name)
     if not raw:
         return default
@@ -292,8 +294,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, not {raw!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        least = "0 or more" if zero_ok else "greater than 0"
+        raise ConfigError(f"{name} must be {least}, not {raw!r}")
     return value
 
 

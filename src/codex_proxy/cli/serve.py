@@ -4,7 +4,9 @@ then hand over to uvicorn, with one process or several workers."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 from codex_proxy.cli import EXIT_CONFIG, settings_or_report
@@ -12,6 +14,8 @@ from codex_proxy.config import Settings, export_for_workers, load_settings, refu
 from codex_proxy.server.request_log import setup_logging
 from codex_proxy.translate.errors import LOGIN_HINT, SIGN_IN_HINT
 from codex_proxy.upstream.auth import AuthProvider
+
+SHUTDOWN_MARGIN_SECONDS = 3.0
 
 
 def add_commands(commands: Any) -> None:
@@ -75,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"codex-proxy: --mock: answering from the fake upstream at {fake.url}", file=sys.stderr
         )
+    # The gateway ends open requests itself after the grace period (server/shutdown.py);
+    # uvicorn's own timeout is only the backstop for a request that ignores that.
+    backstop = settings.shutdown_grace_seconds + SHUTDOWN_MARGIN_SECONDS
+    previous_term = signal.signal(signal.SIGTERM, _stop_quietly)
     try:
         if args.workers == 1:
             from codex_proxy.server.app import create_app
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 log_level=settings.log_level,
                 log_config=None,  # uvicorn's lines go through our handler, in our format
                 access_log=False,  # the gateway writes its own access line (request_log.py)
+                timeout_graceful_shutdown=backstop,
             )
         else:
             export_for_workers(
@@ -104,8 +113,16 @@ def run(args: argparse.Namespace) -> int:
                 log_level=settings.log_level,
                 log_config=None,
                 access_log=False,
+                timeout_graceful_shutdown=backstop,
             )
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         if fake is not None:
             fake.stop()
     return 0
+
+
+def _stop_quietly(sig: int, frame: FrameType | None) -> None:
+    """SIGTERM once uvicorn has shut down (it re-raises the signal it handled): end like Ctrl-C,
+    which uvicorn.run absorbs, so the process exits 0 instead of dying of the signal."""
+    raise KeyboardInterrupt

@@ -34,6 +34,7 @@ from codex_proxy.server.request_log import (
     note_upstream,
     setup_logging,
 )
+from codex_proxy.server.shutdown import Shutdown
 from codex_proxy.server.status import status
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
@@ -109,6 +110,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.models = ModelCatalog(settings, auth, client)
     state.images = ImageStore(settings.image_dir)
     state.image_jobs = asyncio.Semaphore(settings.image_concurrency)
+    state.shutdown.hook_signals()
     log.info(
         "codex-proxy ready: %s; upstream %s",
         auth.describe(),
@@ -117,6 +119,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        state.shutdown.end()  # whatever still runs (uvicorn's own timeout cancelled it)
+        state.shutdown.unhook_signals()
         await http.aclose()
 
 
@@ -132,6 +136,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.transport = transport
+    app.state.shutdown = Shutdown(settings.shutdown_grace_seconds)
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_request_mb * 1024 * 1024))
     app.add_middleware(GatewayAuth, token=settings.gateway_token)
     app.add_middleware(OriginGuard, allowed=settings.cors_origins)

@@ -183,7 +183,7 @@ async def answer(request: Request, job: ImageRequest) -> Response:
     session_id = str(uuid.uuid4())
     note(model=str(body.get("model")), stream=False)
     answer: Response = Response(status_code=499)  # only ever "sent" to a departed client
-    async with cancelled_on_disconnect(request.receive):
+    async with cancelled_on_disconnect(request.receive, state.shutdown) as watch:
         try:
             creds = await state.auth.credentials()
 
@@ -202,6 +202,8 @@ async def answer(request: Request, job: ImageRequest) -> Response:
         except Exception:
             log.exception("image request failed")
             answer = error_response(internal_error())
+    if watch.shutting_down:
+        answer = error_response(errors.shutting_down())
     return answer
 
 

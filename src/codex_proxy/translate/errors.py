@@ -78,6 +78,17 @@ def not_found(message: str, param: str | None = None, code: str | None = None) -
     return OpenAIError(404, message, "invalid_request_error", param, code)
 
 
+def shutting_down() -> OpenAIError:
+    """The gateway is stopping and this request outlived the grace period."""
+    return OpenAIError(
+        503,
+        "The gateway is shutting down; this request was ended. Retry it in a moment.",
+        "server_error",
+        None,
+        "server_shutting_down",
+    )
+
+
 def connection_failed(reason: str) -> OpenAIError:
     """The upstream could not be reached at all."""
     return OpenAIError(
