@@ -144,3 +144,20 @@ def test_no_warning_when_signed_in(tmp_path: Path) -> None:
     with running(command, port, clean_env(tmp_path), tmp_path):
         pass
     assert "WARNING" not in (tmp_path / f"gateway-{port}.log").read_text()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["doctor"], ["status"]])
+def test_bad_log_level_is_one_line_everywhere(command: list[str], tmp_path: Path) -> None:
+    """It used to be a raw ValueError traceback from serve, and `settings ok` from doctor."""
+    result = subprocess.run(
+        [str(BIN / "codex-proxy"), *command],
+        env=clean_env(tmp_path, CODEX_LOG_LEVEL="verbose"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode in (1, 2)
+    assert "Traceback" not in result.stderr
+    said = result.stdout + result.stderr
+    assert "CODEX_LOG_LEVEL must be one of info, debug, warning, error, critical" in said
