@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,22 @@ def test_bad_log_level_is_one_line_everywhere(command: list[str], tmp_path: Path
     assert "Traceback" not in result.stderr
     said = result.stdout + result.stderr
     assert "CODEX_LOG_LEVEL must be one of info, debug, warning, error, critical" in said
+
+
+def test_port_in_use_is_found_before_ready(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(BIN / "codex-proxy"), "serve", "--mock", "--port", str(port)],
+            env=clean_env(tmp_path),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in result.stderr
+    assert "another gateway running" in result.stderr and "--port" in result.stderr
+    assert "codex-proxy ready" not in result.stderr and "Traceback" not in result.stderr

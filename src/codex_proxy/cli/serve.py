@@ -4,7 +4,9 @@ then hand over to uvicorn, with one process or several workers."""
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
+import socket
 import sys
 from types import FrameType
 from typing import Any
@@ -33,6 +35,32 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer from the built-in fake upstream: try the gateway without an account",
     )
     parser.set_defaults(handler=run)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why the gateway could not listen on ``host:port``, found before anything starts (uvicorn
+    would say it only after logging that the app is ready)."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror} (check --host / CODEX_HOST)"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"cannot listen on {host}:{port}: the port is already in use. Is another "
+                    "gateway running (`codex-proxy status`, or a service: `codex-proxy systemd "
+                    "status` / `launchd status`)? Stop it, or choose another port with --port "
+                    "(or CODEX_PORT)."
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror} (check --host and --port)"
+    return None
 
 
 def warn_without_login(settings: Settings) -> None:
@@ -64,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if args.workers < 1:
         print("codex-proxy: --workers must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    problem = bind_problem(settings.host, settings.port)
+    if problem:
+        print(f"codex-proxy: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if not args.mock:
         warn_without_login(settings)
