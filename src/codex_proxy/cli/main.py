@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Sequence
 
 from codex_proxy import __version__
-from codex_proxy.cli import EXIT_CONFIG, doctor, login, serve, service, status
+from codex_proxy.cli import EXIT_CONFIG, config, doctor, login, serve, service, status
 
 
 def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
     login.add_commands(commands)
     status.add_commands(commands)
     doctor.add_commands(commands)
+    config.add_commands(commands)
     service.add_commands(commands)
     return parser
 
