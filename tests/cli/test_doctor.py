@@ -152,3 +152,12 @@ def test_refresh_rejected(tmp_path, upstream, served, home) -> None:
     assert result.returncode == 1
     assert "FAIL    Your ChatGPT login has expired" in row(result.stdout, "refresh")
     assert "fix: run `codex-proxy login`" in result.stdout
+
+
+def test_gateway_wants_a_token_these_settings_lack(tmp_path, upstream, make_gateway, home) -> None:
+    served = make_gateway(codex_home=home, gateway_token="the-gateways-token")
+    result = doctor(tmp_path, settings_env(tmp_path, upstream, home, port_of(served)))
+    line = row(result.stdout, "gateway")
+    assert "requires a gateway token, and these settings have none" in line
+    assert "refuses the CODEX_GATEWAY_TOKEN" not in result.stdout
+    assert "the-gateways-token" not in result.stdout

@@ -181,3 +181,35 @@ def test_port_in_use_is_found_before_ready(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in result.stderr
     assert "another gateway running" in result.stderr and "--port" in result.stderr
     assert "codex-proxy ready" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_arguments_prints_the_help(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "codex-proxy")], env=clean_env(tmp_path), capture_output=True, text=True
+    )
+    assert result.returncode == 2  # a usage error, as for any other wrong call
+    assert result.stdout.startswith("usage: codex-proxy")
+    for command in ("serve", "login", "status", "doctor", "config", "systemd"):
+        assert command in result.stdout
+
+
+def test_serve_help_has_a_description(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "codex-proxy"), "serve", "--help"],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0
+    assert "Run the OpenAI-compatible gateway" in result.stdout
+    assert "--mock" in result.stdout
+
+
+def test_mock_logs_start_and_stop_once(tmp_path: Path) -> None:
+    port = free_port()
+    command = [str(BIN / "codex-proxy"), "serve", "--mock", "--port", str(port)]
+    with running(command, port, clean_env(tmp_path), tmp_path):
+        pass
+    log = (tmp_path / f"gateway-{port}.log").read_text()
+    assert log.count("Started server process") == 1
+    assert log.count("Finished server process") == 1

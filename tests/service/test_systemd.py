@@ -242,3 +242,14 @@ def test_exec_quote(arg: str, quoted: str) -> None:
 def test_env_quote_and_parse_show() -> None:
     assert env_quote("CODEX_HOME", "/a b/50%") == '"CODEX_HOME=/a b/50%%"'
     assert parse_show(SHOW_RUNNING)["MainPID"] == "4242"
+
+
+def test_status_without_a_user_bus_says_what_that_means(
+    tmp_path: Path, bin_dir: Path, systemctl: FakeTool
+) -> None:
+    systemctl.respond("show", stderr="Failed to connect to bus: No medium found", rc=1)
+    result = codex_proxy(["systemd", "status"], service_env(tmp_path, bin_dir), tmp_path)
+    assert result.returncode == 1
+    assert "cannot reach your user's service manager (no user bus)" in result.stderr
+    assert "loginctl enable-linger" in result.stderr
+    assert "Failed to connect to bus" not in result.stderr

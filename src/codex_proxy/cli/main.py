@@ -5,6 +5,7 @@ imported by nothing in the package."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from codex_proxy import __version__
@@ -28,7 +29,13 @@ def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        # No command: the help, not argparse's one-line "arguments are required"; exit 2 as
+        # for any usage error (nothing was done), so a script calling it wrong notices.
+        parser.print_help()
+        return EXIT_CONFIG
+    args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:  # pragma: no cover - argparse rejects unknown commands
         return EXIT_CONFIG

@@ -21,7 +21,17 @@ SHUTDOWN_MARGIN_SECONDS = 3.0
 
 
 def add_commands(commands: Any) -> None:
-    add_serve_arguments(commands.add_parser("serve", help="run the gateway"))
+    add_serve_arguments(
+        commands.add_parser(
+            "serve",
+            help="run the gateway",
+            description=(
+                "Run the OpenAI-compatible gateway (default http://127.0.0.1:8000/v1) on your "
+                "ChatGPT login (`codex-proxy login`) or OPENAI_API_KEY; --mock answers from a "
+                "built-in fake upstream, no account needed. Settings: `codex-proxy config`."
+            ),
+        )
+    )
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
