@@ -21,9 +21,11 @@ def free_port() -> int:
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment without any CODEX_/OPENAI_ settings of the machine running the tests."""
+    """The environment without any CODEX_/OPENAI_ settings of the machine running the tests
+    (nor its settings file)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "OPENAI_"))}
     env["CODEX_HOME"] = str(tmp_path / "codex-home")
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # not the real settings file of the user
     env.update(extra)
     return env
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from codex_proxy.config import (
     ConfigError,
     default_data_dir,
     default_image_dir,
+    known_settings,
     load_settings,
 )
 
@@ -163,3 +165,135 @@ def test_images_route_and_ttl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         load_settings(environ={"CODEX_IMAGES_ROUTE": "both"})
     with pytest.raises(ConfigError, match="CODEX_IMAGE_TTL_DAYS"):
         load_settings(environ={"CODEX_IMAGE_TTL_DAYS": "-1"})
+
+
+# A bad value for every setting the gateway reads. A new setting has to be added here, and then
+# has to be validated, or test_every_setting_is_validated fails.
+BAD_VALUES = {
+    "CODEX_ENV_FILE": "/no/such/file.env",
+    "CODEX_SETTINGS_FILE": "/no/such/settings.env",
+    "CODEX_HOST": "local host",
+    "CODEX_PORT": "eighty",
+    "CODEX_GATEWAY_TOKEN": "two words",
+    "CODEX_ALLOW_NO_AUTH": "maybe",
+    "CODEX_HOME": "/tmp/a\nb",
+    "CODEX_AUTH_MODE": "sometimes",
+    "OPENAI_API_KEY": "sk one two",
+    "CODEX_UPSTREAM_BASE_URL": "chatgpt.com/backend-api",
+    "CODEX_CODEX_BASE_URL": "ftp://example.com",
+    "CODEX_REFRESH_TOKEN_URL_OVERRIDE": "auth.openai.com/oauth/token",
+    "CODEX_AUTH_ISSUER": "https:///nohost",
+    "CODEX_MODEL": "gpt 5",
+    "CODEX_MODEL_ALIASES": "{oops",
+    "CODEX_MODELS": "gpt-5.2, gpt 5.1",
+    "CODEX_MODELS_TTL": "forever",
+    "CODEX_INSTRUCTIONS": "be brief\x1b[31m",
+    "CODEX_REASONING_SUMMARY": "verbose",
+    "CODEX_UPSTREAM_IDLE_TIMEOUT": "-1",
+    "CODEX_UPSTREAM_CONNECT_TIMEOUT": "10s",
+    "CODEX_UPSTREAM_TRANSPORT": "h2",
+    "CODEX_SSE_KEEPALIVE_SECONDS": "0",
+    "CODEX_REFRESH_SKEW_SECONDS": "nan",
+    "CODEX_CLIENT_VERSION": "0.135 beta",
+    "CODEX_ORIGINATOR": "codex cli",
+    "CODEX_USER_AGENT": "agent\r\nX-Injected: 1",
+    "CODEX_OPENAI_BETA": "responses\n",
+    "CODEX_EXTRA_HEADERS": '{"bad header": "x"}',
+    "CODEX_LOG_LEVEL": "verbose",
+    "CODEX_LOG_FORMAT": "xml",
+    "CODEX_MOCK": "sometimes",
+    "CODEX_ENABLE_IMAGE_GEN": "please",
+    "CODEX_IMAGE_MODEL": "",  # any model name is accepted: see UNCHECKED
+    "CODEX_IMAGE_SIZE": "big",
+    "CODEX_IMAGE_QUALITY": "ultra",
+    "CODEX_IMAGE_FORMAT": "gif",
+    "CODEX_IMAGE_BACKGROUND": "plaid",
+    "CODEX_IMAGE_COMPRESSION": "200",
+    "CODEX_IMAGE_MODERATION": "none",
+    "CODEX_IMAGE_PARTIAL_IMAGES": "9",
+    "CODEX_IMAGE_DELIVERY": "email",
+    "CODEX_IMAGE_DIR": "/tmp/x\x00y",
+    "CODEX_PUBLIC_BASE_URL": "example.com",
+    "CODEX_IMAGE_MAX_MB": "lots",
+    "CODEX_IMAGE_HISTORY": "some",
+    "CODEX_IMAGE_HOST_MODEL": "gpt 5",
+    "CODEX_IMAGE_CONCURRENCY": "0",
+    "CODEX_MAX_REQUEST_MB": "lots",
+    "CODEX_MAX_MESSAGES": "1.5",
+    "CODEX_MAX_IMAGES": "-1",
+    "CODEX_CORS_ORIGINS": "https://chat.example.com/path",
+    "CODEX_REFRESH_TIMEOUT": "soon",
+    "CODEX_SHUTDOWN_GRACE_SECONDS": "-5",
+}
+UNCHECKED = {"CODEX_IMAGE_MODEL"}  # passed to the upstream as is (new image models appear)
+SOURCES = [
+    Path(__file__).resolve().parents[1] / "src/codex_proxy" / name
+    for name in ("config.py", "_image_options.py")
+]
+
+
+def names_in_the_code() -> set[str]:
+    """Every CODEX_/OPENAI_ name the settings code mentions in a string, from its source."""
+    found: set[str] = set()
+    for source in SOURCES:
+        found |= set(
+            re.findall(r"[\"']((?:CODEX|OPENAI)_[A-Z0-9_]*[A-Z0-9])[\"']", source.read_text())
+        )
+    return found
+
+
+def test_every_setting_has_a_bad_value_here() -> None:
+    missing = names_in_the_code() - set(BAD_VALUES)
+    assert not missing, f"add a bad value for {sorted(missing)} to BAD_VALUES"
+    assert set(known_settings()) <= set(BAD_VALUES)
+
+
+@pytest.mark.parametrize("name", sorted(set(BAD_VALUES) - UNCHECKED))
+def test_every_setting_is_validated(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={name: BAD_VALUES[name]})
+    message = str(caught.value)
+    assert name in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("CODEX_MAX_REQUEST_MB", "lots", "must be a number of megabytes"),
+        ("CODEX_IMAGE_MAX_MB", "lots", "must be a number of megabytes"),
+        ("CODEX_PORT", "eighty", "must be a whole number (a TCP port)"),
+        ("CODEX_LOG_LEVEL", "verbose", "must be one of info, debug, warning, error, critical"),
+        ("CODEX_SHUTDOWN_GRACE_SECONDS", "-5", "must be 0 or more (seconds)"),
+    ],
+)
+def test_messages_name_the_kind_and_unit(
+    name: str, value: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(f"{name} {expected}")):
+        load_settings(environ={name: value})
+
+
+def test_good_values_still_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        environ={
+            "CODEX_SHUTDOWN_GRACE_SECONDS": "0",
+            "CODEX_LOG_LEVEL": "WARNING",
+            "CODEX_CORS_ORIGINS": "https://chat.example.com/, *",
+            "CODEX_OPENAI_BETA": "",
+            "CODEX_INSTRUCTIONS": "line one\nline two",
+            "CODEX_EXTRA_HEADERS": '{"x-team": "a b"}',
+            "CODEX_PUBLIC_BASE_URL": "https://img.example.com/",
+        }
+    )
+    assert settings.shutdown_grace_seconds == 0
+    assert settings.log_level == "warning"
+    assert settings.cors_origins == ("https://chat.example.com", "*")
+    assert settings.openai_beta == ""
+    assert settings.instructions == "line one\nline two"
+    assert settings.public_base_url == "https://img.example.com"

@@ -1,7 +1,10 @@
-"""One frozen Settings object, from the environment and an optional ``.env`` file.
+"""One frozen Settings object, from the environment, an env file and the settings file.
 
 This is the only module that reads ``os.environ``: everything else takes a :class:`Settings`.
-Real environment variables win over the ``.env`` file.
+Precedence, highest first: command-line flags; the environment; the env file (``--env-file``
+or ``CODEX_ENV_FILE``, else ``./.env``); the settings file (``CODEX_SETTINGS_FILE``, else
+``settings.env`` in the platform's config folder, the file services read); the defaults.
+Every value is checked here, once, with a message naming the variable and what it expects.
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ IMAGE_DELIVERIES = ("markdown", "images", "both", "url")
 IMAGES_ROUTES = ("auto", "native", "tool")
 IMAGE_HISTORY_MODES = ("last", "all", "none")
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("info", "debug", "warning", "error", "critical")
+REASONING_SUMMARIES = ("auto", "concise", "detailed", "none")
 UPSTREAM_TRANSPORTS = ("wire", "httpx")
 ENV_FILE_VARIABLE = "CODEX_ENV_FILE"
+SETTINGS_FILE_VARIABLE = "CODEX_SETTINGS_FILE"
+SECRETS = ("CODEX_GATEWAY_TOKEN", "OPENAI_API_KEY", "CODEX_EXTRA_HEADERS")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -106,6 +113,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: default_data_dir({}))
     responses_store: bool = True
     responses_ttl_days: int = 30
+    shutdown_grace_seconds: float = 5.0
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -132,22 +140,98 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One place settings come from, and the values it holds."""
+
+    source: str  # "environment", "./.env", "env file PATH", "settings file PATH"
+    values: Mapping[str, str]
+
+
 def load_settings(
     env_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     **overrides: object,
 ) -> Settings:
     """Settings from ``environ`` (default ``os.environ``) over ``env_file`` (default ``./.env``,
-    or the file named by ``CODEX_ENV_FILE``); keyword ``overrides`` (command-line flags) win."""
-    real = dict(os.environ if environ is None else environ)
-    path = env_file or real.get(ENV_FILE_VARIABLE)
-    if path and not Path(path).is_file():
-        raise ConfigError(f"env file not found: {path}")
-    file_values = dotenv_values(path or ".env") if path or Path(".env").is_file() else {}
-    env = {k: v for k, v in file_values.items() if v is not None}
-    env.update(real)
+    or the file named by ``CODEX_ENV_FILE``) over the settings file; keyword ``overrides``
+    (command-line flags) win."""
+    env: dict[str, str] = {}
+    for layer in setting_layers(env_file, environ):
+        env.update(layer.values)
     settings = _from_env(env)
     return _replace(settings, overrides) if overrides else settings
+
+
+def setting_layers(
+    env_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> list[Layer]:
+    """Where settings come from, lowest precedence first (``codex-proxy config`` shows it)."""
+    real = dict(os.environ if environ is None else environ)
+    layers: list[Layer] = []
+    settings_file = settings_file_path(real)
+    if settings_file.is_file():
+        layers.append(Layer(f"settings file {settings_file}", _read_env_file(settings_file)))
+    elif real.get(SETTINGS_FILE_VARIABLE):
+        raise ConfigError(
+            f"{SETTINGS_FILE_VARIABLE} must name an existing file, not {str(settings_file)!r}"
+        )
+    path = env_file or real.get(ENV_FILE_VARIABLE)
+    if path:
+        if not Path(path).is_file():
+            named = "" if env_file else f" ({ENV_FILE_VARIABLE})"
+            raise ConfigError(f"env file not found: {path}{named}")
+        layers.append(Layer(f"env file {path}", _read_env_file(Path(path))))
+    elif Path(".env").is_file():
+        layers.append(Layer("./.env", _read_env_file(Path(".env"))))
+    layers.append(Layer("environment", real))
+    return layers
+
+
+def settings_file_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The gateway's own settings file: ``CODEX_SETTINGS_FILE``, else ``settings.env`` in the
+    platform's config folder (``$XDG_CONFIG_HOME/codex-proxy``, ``~/.config/codex-proxy``, or
+    ``~/Library/Application Support/codex-proxy`` on macOS). Services always read it."""
+    env = os.environ if environ is None else environ
+    named = env.get(SETTINGS_FILE_VARIABLE)
+    if named:
+        return Path(named).expanduser().absolute()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "codex-proxy" / "settings.env"
+    base = env.get("XDG_CONFIG_HOME")
+    root = Path(base).expanduser() if base else Path.home() / ".config"
+    return root / "codex-proxy" / "settings.env"
+
+
+def known_settings() -> list[str]:
+    """Every CODEX_/OPENAI_ variable the gateway reads, in the order it reads them."""
+    recorder = _Recorder()
+    _from_env(recorder)
+    names = [ENV_FILE_VARIABLE, SETTINGS_FILE_VARIABLE]
+    for name in recorder.read:
+        if name.startswith(("CODEX_", "OPENAI_")) and name not in names:
+            names.append(name)
+    return names
+
+
+class _Recorder(dict):  # type: ignore[type-arg]
+    """An empty environment that remembers which names were asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[str] = []
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.read.append(key)
+        return super().get(key, default)
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def export_for_workers(env_file: str | None, **values: object) -> None:
@@ -178,71 +262,66 @@ def setting_names(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def _from_env(env: Mapping[str, str]) -> Settings:
     get = env.get
-    auth_mode = (get("CODEX_AUTH_MODE") or "auto").strip().lower()
-    if auth_mode not in AUTH_MODES:
-        raise ConfigError(
-            f"CODEX_AUTH_MODE must be one of {', '.join(AUTH_MODES)}, not {auth_mode!r}"
-        )
-    home = get("CODEX_HOME")
+    home = _text(env, "CODEX_HOME", "")
+    image_dir = _text(env, "CODEX_IMAGE_DIR", "")
+    data_dir = _text(env, "CODEX_DATA_DIR", "")
+    base_url = _url(env, "CODEX_UPSTREAM_BASE_URL") or _url(env, "CODEX_CODEX_BASE_URL")
     return Settings(
-        host=get("CODEX_HOST") or "127.0.0.1",
-        port=_int(env, "CODEX_PORT", 8000, 0, 65535),
-        gateway_token=get("CODEX_GATEWAY_TOKEN") or None,
+        host=_word(env, "CODEX_HOST", "127.0.0.1", "an address such as 127.0.0.1 or 0.0.0.0"),
+        port=_int(env, "CODEX_PORT", 8000, 0, 65535, "a TCP port"),
+        gateway_token=_word(env, "CODEX_GATEWAY_TOKEN", "", "a token without spaces") or None,
         allow_no_auth=_bool(env, "CODEX_ALLOW_NO_AUTH"),
         codex_home=Path(home).expanduser() if home else Path.home() / ".codex",
-        auth_mode=auth_mode,
-        openai_api_key=get("OPENAI_API_KEY") or None,
-        upstream_base_url=get("CODEX_UPSTREAM_BASE_URL") or get("CODEX_CODEX_BASE_URL") or None,
-        refresh_token_url=get("CODEX_REFRESH_TOKEN_URL_OVERRIDE") or REFRESH_TOKEN_URL,
-        auth_issuer=(get("CODEX_AUTH_ISSUER") or AUTH_ISSUER).rstrip("/"),
-        model=(get("CODEX_MODEL") or "").strip() or None,
+        auth_mode=_choice(env, "CODEX_AUTH_MODE", AUTH_MODES),
+        openai_api_key=_word(env, "OPENAI_API_KEY", "", "a key without spaces") or None,
+        upstream_base_url=base_url,
+        refresh_token_url=_url(env, "CODEX_REFRESH_TOKEN_URL_OVERRIDE") or REFRESH_TOKEN_URL,
+        auth_issuer=_url(env, "CODEX_AUTH_ISSUER") or AUTH_ISSUER,
+        model=_word(env, "CODEX_MODEL", "", "a model name") or None,
         model_aliases=_string_map(
             get("CODEX_MODEL_ALIASES"), "CODEX_MODEL_ALIASES", '{"fast": "gpt-5.4-mini"}'
         ),
-        models=_list(get("CODEX_MODELS")) or BUILTIN_MODELS,
+        models=_words(env, "CODEX_MODELS", "model names") or BUILTIN_MODELS,
         models_ttl=_float(env, "CODEX_MODELS_TTL", 300.0),
-        instructions=get("CODEX_INSTRUCTIONS") or "",
-        reasoning_summary=(get("CODEX_REASONING_SUMMARY") or "auto").strip().lower(),
+        instructions=_text(env, "CODEX_INSTRUCTIONS", "", multiline=True),
+        reasoning_summary=_choice(env, "CODEX_REASONING_SUMMARY", REASONING_SUMMARIES),
         upstream_idle_timeout=_float(env, "CODEX_UPSTREAM_IDLE_TIMEOUT", 300.0),
         upstream_connect_timeout=_float(env, "CODEX_UPSTREAM_CONNECT_TIMEOUT", 10.0),
         upstream_transport=_choice(env, "CODEX_UPSTREAM_TRANSPORT", UPSTREAM_TRANSPORTS),
         sse_keepalive_seconds=_float(env, "CODEX_SSE_KEEPALIVE_SECONDS", 15.0),
         refresh_skew_seconds=_float(env, "CODEX_REFRESH_SKEW_SECONDS", 300.0),
         client_version=_client_version(get("CODEX_CLIENT_VERSION")),
-        originator=get("CODEX_ORIGINATOR") or "codex_cli_rs",
-        user_agent=get("CODEX_USER_AGENT") or None,
-        openai_beta=get("CODEX_OPENAI_BETA", "responses=experimental"),
+        originator=_word(env, "CODEX_ORIGINATOR", "codex_cli_rs", "a name without spaces"),
+        user_agent=_text(env, "CODEX_USER_AGENT", "") or None,
+        openai_beta=_text(env, "CODEX_OPENAI_BETA", "responses=experimental", empty_ok=True),
         extra_headers=_string_map(
-            get("CODEX_EXTRA_HEADERS"), "CODEX_EXTRA_HEADERS", '{"x-name": "value"}'
+            get("CODEX_EXTRA_HEADERS"), "CODEX_EXTRA_HEADERS", '{"x-name": "value"}', header=True
         ),
-        log_level=(get("CODEX_LOG_LEVEL") or "info").strip().lower(),
+        log_level=_choice(env, "CODEX_LOG_LEVEL", LOG_LEVELS),
         log_format=_choice(env, "CODEX_LOG_FORMAT", LOG_FORMATS),
         mock=_bool(env, "CODEX_MOCK"),
         enable_image_gen=_bool(env, "CODEX_ENABLE_IMAGE_GEN"),
         image_options=_image_options(env),
         image_delivery=_choice(env, "CODEX_IMAGE_DELIVERY", IMAGE_DELIVERIES),
-        image_dir=Path(get("CODEX_IMAGE_DIR")).expanduser()
-        if get("CODEX_IMAGE_DIR")
-        else default_image_dir(env),
-        public_base_url=(get("CODEX_PUBLIC_BASE_URL") or "").rstrip("/") or None,
-        image_max_mb=_float(env, "CODEX_IMAGE_MAX_MB", 20.0),
+        image_dir=Path(image_dir).expanduser() if image_dir else default_image_dir(env),
+        public_base_url=_url(env, "CODEX_PUBLIC_BASE_URL"),
+        image_max_mb=_float(env, "CODEX_IMAGE_MAX_MB", 20.0, "megabytes"),
         image_history=_choice(env, "CODEX_IMAGE_HISTORY", IMAGE_HISTORY_MODES),
-        image_host_model=get("CODEX_IMAGE_HOST_MODEL") or None,
-        image_concurrency=_int(env, "CODEX_IMAGE_CONCURRENCY", 4, 1, 64),
+        image_host_model=_word(env, "CODEX_IMAGE_HOST_MODEL", "", "a model name") or None,
+        image_concurrency=_int(env, "CODEX_IMAGE_CONCURRENCY", 4, 1, 64, "simultaneous jobs"),
         images_route=_choice(env, "CODEX_IMAGES_ROUTE", IMAGES_ROUTES),
-        image_ttl_days=_int(env, "CODEX_IMAGE_TTL_DAYS", 30, 0, 36500),
-        max_request_mb=_float(env, "CODEX_MAX_REQUEST_MB", 50.0),
-        max_messages=_int(env, "CODEX_MAX_MESSAGES", 2000, 1, 1_000_000),
-        max_images=_int(env, "CODEX_MAX_IMAGES", 64, 0, 100_000),
-        cors_origins=tuple(o.rstrip("/") for o in _list(get("CODEX_CORS_ORIGINS"))),
+        image_ttl_days=_int(env, "CODEX_IMAGE_TTL_DAYS", 30, 0, 36500, "days"),
+        max_request_mb=_float(env, "CODEX_MAX_REQUEST_MB", 50.0, "megabytes"),
+        max_messages=_int(env, "CODEX_MAX_MESSAGES", 2000, 1, 1_000_000, "messages"),
+        max_images=_int(env, "CODEX_MAX_IMAGES", 64, 0, 100_000, "images"),
+        cors_origins=_origins(env, "CODEX_CORS_ORIGINS"),
         refresh_timeout=_float(env, "CODEX_REFRESH_TIMEOUT", 30.0),
-        data_dir=Path(get("CODEX_DATA_DIR")).expanduser()
-        if get("CODEX_DATA_DIR")
-        else default_data_dir(env),
+        data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(env),
         responses_store=_bool(env, "CODEX_RESPONSES_STORE")
         if (get("CODEX_RESPONSES_STORE") or "").strip()
         else True,
-        responses_ttl_days=_int(env, "CODEX_RESPONSES_TTL_DAYS", 30, 0, 36500),
+        responses_ttl_days=_int(env, "CODEX_RESPONSES_TTL_DAYS", 30, 0, 36500, "days"),
+        shutdown_grace_seconds=_float(env, "CODEX_SHUTDOWN_GRACE_SECONDS", 5.0, zero_ok=True),
     )
 
 
@@ -280,7 +359,7 @@ def _image_options(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
-    value = (env.get(name) or allowed[0]).strip().lower()
+    value = (env.get(name) or "").strip().lower() or allowed[0]
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     return value
@@ -301,29 +380,39 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be one of 1/true/yes/on or 0/false/no/off, not {value!r}")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name)
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int, unit: str) -> int:
+    raw = (env.get(name) or "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+        raise ConfigError(f"{name} must be a whole number ({unit}), not {raw!r}") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+        raise ConfigError(f"{name} must be between {low} and {high} ({unit}), not {value}")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
+def _float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    unit: str = "seconds",
+    *,
+    zero_ok: bool = False,
+) -> float:
+    raw = (env.get(name) or "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, not {raw!r}")
+        raise ConfigError(f"{name} must be a number of {unit}, not {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name} must be a finite number of {unit}, not {raw!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        least = "0 or more" if zero_ok else "greater than 0"
+        raise ConfigError(f"{name} must be {least} ({unit}), not {raw!r}")
     return value
 
 
@@ -341,9 +430,76 @@ def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (raw or "").split(",") if item.strip())
 
 
-def _string_map(raw: str | None, name: str, example: str) -> dict[str, str]:
+def _text(
+    env: Mapping[str, str],
+    name: str,
+    default: str,
+    *,
+    multiline: bool = False,
+    empty_ok: bool = False,
+) -> str:
+    """Free text (a path, a header value, instructions): no control characters, which would
+    break a header or a path; line breaks only where text may have several lines."""
+    raw = env.get(name)
+    if raw is None or (raw == "" and not empty_ok):
+        return default
+    allowed = "\t\n\r" if multiline else "\t"
+    bad = next((c for c in raw if (ord(c) < 32 or ord(c) == 127) and c not in allowed), None)
+    if bad is not None:
+        kind = "text" if multiline else "one line of text"
+        raise ConfigError(f"{name} must be {kind} without control characters (found {bad!r})")
+    return raw if multiline else raw.strip()
+
+
+def _word(env: Mapping[str, str], name: str, default: str, kind: str) -> str:
+    """One word: a host, a token, a model name; a space inside is a mistake."""
+    value = _text(env, name, default)
+    if any(c.isspace() for c in value):
+        raise ConfigError(f"{name} must be {kind}, not {value!r}")
+    return value
+
+
+def _words(env: Mapping[str, str], name: str, kind: str) -> tuple[str, ...]:
+    items = _list(_text(env, name, ""))
+    for item in items:
+        if any(c.isspace() for c in item):
+            raise ConfigError(f"{name} must be comma-separated {kind}, not {item!r}")
+    return items
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) URL without a trailing slash, or None when unset."""
+    value = _text(env, name, "")
+    if not value:
+        return None
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, not {value!r}")
+    if any(c.isspace() for c in value):
+        raise ConfigError(f"{name} must be a URL without spaces, not {value!r}")
+    return value.rstrip("/")
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Browser origins (scheme://host[:port]) or ``*``."""
+    origins = []
+    for item in _list(_text(env, name, "")):
+        origin = item.rstrip("/")
+        if origin != "*":
+            scheme, _, rest = origin.partition("://")
+            if scheme.lower() not in ("http", "https") or not rest or "/" in rest:
+                raise ConfigError(
+                    f"{name} must list origins like https://chat.example.com (or *), not {item!r}"
+                )
+        origins.append(origin)
+    return tuple(origins)
+
+
+def _string_map(
+    raw: str | None, name: str, example: str, *, header: bool = False
+) -> dict[str, str]:
     """A JSON object of strings to strings (model aliases, extra headers)."""
-    if not raw:
+    if not raw or not raw.strip():
         return {}
     try:
         value = orjson.loads(raw)
@@ -353,6 +509,14 @@ def _string_map(raw: str | None, name: str, example: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ConfigError(f"{name} must map names to strings, e.g. {example}")
+    if header:
+        for key, text in value.items():
+            if (
+                not key
+                or any(c.isspace() or ord(c) < 33 or c == ":" for c in key)
+                or any(ord(c) < 32 and c != "\t" for c in text)
+            ):
+                raise ConfigError(f"{name} must map header names to header values, not {key!r}")
     return value
 
 

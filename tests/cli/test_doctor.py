@@ -177,3 +177,12 @@ def test_cloudflare_is_recognised(tmp_path, upstream, served, home, shape: str) 
     assert "FAIL    " in row(result.stdout, "upstream") and "Cloudflare" in result.stdout
     assert "fix: Cloudflare refused this machine's connection, not the login" in result.stdout
     assert upstream.token_requests == []
+
+
+def test_gateway_wants_a_token_these_settings_lack(tmp_path, upstream, make_gateway, home) -> None:
+    served = make_gateway(codex_home=home, gateway_token="the-gateways-token")
+    result = doctor(tmp_path, settings_env(tmp_path, upstream, home, port_of(served)))
+    line = row(result.stdout, "gateway")
+    assert "requires a gateway token, and these settings have none" in line
+    assert "refuses the CODEX_GATEWAY_TOKEN" not in result.stdout
+    assert "the-gateways-token" not in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from codex_proxy.config import Settings, refuse_reason
 
+from ..conftest import write_auth_json
 from ..processes import clean_env, free_port, running
 
 BIN = Path(sys.executable).parent
@@ -113,3 +115,101 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
 def test_refuse_reason(host: str, token: str | None, allow: bool, refused: bool) -> None:
     settings = Settings(host=host, gateway_token=token, allow_no_auth=allow)
     assert (refuse_reason(settings) is not None) == refused
+
+
+def test_first_run_without_login_says_how_to_sign_in_or_try_mock(tmp_path: Path) -> None:
+    """Never signed in: one warning at start naming both ways forward, and a 401 that says the
+    same (not "sign in again")."""
+    port = free_port()
+    command = [str(BIN / "codex-proxy"), "serve", "--port", str(port)]
+    with (
+        running(command, port, clean_env(tmp_path), tmp_path) as url,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        ask(url)
+    message = caught.value.body["message"]  # type: ignore[index]
+    assert message.startswith("Not signed in:")
+    assert "again" not in message
+    assert "`codex-proxy login`" in message and "`codex-proxy serve --mock`" in message
+    log = (tmp_path / f"gateway-{port}.log").read_text()
+    assert log.count("WARNING: Not signed in") == 1
+    warning = log.index("WARNING: Not signed in")
+    assert warning < log.index("Started server process")  # before uvicorn's lines
+    assert "codex-proxy login" in log[warning:] and "codex-proxy serve --mock" in log[warning:]
+
+
+def test_no_warning_when_signed_in(tmp_path: Path) -> None:
+    write_auth_json(tmp_path / "codex-home")
+    port = free_port()
+    command = [str(BIN / "codex-proxy"), "serve", "--port", str(port)]
+    with running(command, port, clean_env(tmp_path), tmp_path):
+        pass
+    assert "WARNING" not in (tmp_path / f"gateway-{port}.log").read_text()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["doctor"], ["status"]])
+def test_bad_log_level_is_one_line_everywhere(command: list[str], tmp_path: Path) -> None:
+    """It used to be a raw ValueError traceback from serve, and `settings ok` from doctor."""
+    result = subprocess.run(
+        [str(BIN / "codex-proxy"), *command],
+        env=clean_env(tmp_path, CODEX_LOG_LEVEL="verbose"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode in (1, 2)
+    assert "Traceback" not in result.stderr
+    said = result.stdout + result.stderr
+    assert "CODEX_LOG_LEVEL must be one of info, debug, warning, error, critical" in said
+
+
+def test_port_in_use_is_found_before_ready(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(BIN / "codex-proxy"), "serve", "--mock", "--port", str(port)],
+            env=clean_env(tmp_path),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in result.stderr
+    assert "another gateway running" in result.stderr and "--port" in result.stderr
+    assert "codex-proxy ready" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_arguments_prints_the_help(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "codex-proxy")], env=clean_env(tmp_path), capture_output=True, text=True
+    )
+    assert result.returncode == 2  # a usage error, as for any other wrong call
+    assert result.stdout.startswith("usage: codex-proxy")
+    for command in ("serve", "login", "status", "doctor", "config", "systemd"):
+        assert command in result.stdout
+
+
+def test_serve_help_has_a_description(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "codex-proxy"), "serve", "--help"],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0
+    assert "Run the OpenAI-compatible gateway" in result.stdout
+    assert "--mock" in result.stdout
+
+
+def test_mock_logs_start_and_stop_once(tmp_path: Path) -> None:
+    port = free_port()
+    command = [str(BIN / "codex-proxy"), "serve", "--mock", "--port", str(port)]
+    with running(command, port, clean_env(tmp_path), tmp_path):
+        pass
+    log = (tmp_path / f"gateway-{port}.log").read_text()
+    assert log.count("Started server process") == 1
+    assert log.count("Finished server process") == 1

@@ -27,6 +27,7 @@ from codex_proxy.config import Settings
 from codex_proxy.mock.events import ResponseScript, text_response
 from codex_proxy.mock.server import Drop, FakeUpstream, Pause, RawData, Reply, ReplyItem
 from codex_proxy.mock.tokens import fake_jwt
+from codex_proxy.translate.errors import SIGN_IN_HINT
 
 from ..conftest import Gateway, start_gateway, wait_for, write_auth_json
 
@@ -565,13 +566,13 @@ def home_gateway(auth_gateway: tuple[Gateway, Path]) -> tuple[Gateway, Path]:
     return auth_gateway
 
 
-def login_error(outcome: Outcome) -> str:
+def login_error(
+    outcome: Outcome, hint: str = "Run `codex-proxy login` (or `codex login`) to sign in again."
+) -> str:
     assert outcome.status == 401
     assert outcome.error is not None
     assert outcome.error["type"] == "authentication_error"
-    assert outcome.error["message"].endswith(
-        "Run `codex-proxy login` (or `codex login`) to sign in again."
-    )
+    assert outcome.error["message"].endswith(hint)
     return outcome.error["message"]
 
 
@@ -581,8 +582,8 @@ def test_auth_json_deleted_then_restored(
     gw, home = home_gateway
     assert ask(gw.url, stream=False).status == 200
     (home / "auth.json").unlink()
-    message = login_error(ask(gw.url, stream=True))
-    assert message.startswith(f"No ChatGPT login found in {home / 'auth.json'}.")
+    message = login_error(ask(gw.url, stream=True), SIGN_IN_HINT)  # signed out: not "again"
+    assert message.startswith(f"Not signed in: {home / 'auth.json'} does not exist.")
     with httpx.Client(base_url=gw.url) as http:
         assert http.get("/healthz").status_code == 200
     token = write_auth_json(home)["tokens"]["access_token"]

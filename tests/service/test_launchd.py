@@ -72,9 +72,14 @@ def test_print_is_a_complete_plist_without_secrets(tmp_path: Path, bin_dir: Path
     assert all(isinstance(arg, str) for arg in program)
     assert Path(program[0]).is_absolute()
     assert Path(program[0]).resolve() == Path(sys.executable).resolve()
-    assert program[1:] == ["-m", "codex_proxy", "serve", "--host", "127.0.0.1", "--port", "8123"]
+    settings = str(tmp_path / "config/codex-proxy/settings.env")  # the default settings file
+    assert program[1:] == [
+        "-m", "codex_proxy", "serve", "--host", "127.0.0.1", "--port", "8123",
+        "--env-file", settings,
+    ]  # fmt: skip
     assert job["EnvironmentVariables"] == {
         "CODEX_HOME": env["CODEX_HOME"],
+        "CODEX_SETTINGS_FILE": settings,
         "HOME": str(home),
         "PYTHONUNBUFFERED": "1",
     }
@@ -159,7 +164,7 @@ def test_install_status_uninstall(
     assert f"codex-proxy is up at http://127.0.0.1:{port}" in result.stdout
     assert stat.S_IMODE(plist.stat().st_mode) == 0o644
     job = plistlib.loads(plist.read_bytes())
-    assert job["ProgramArguments"][-2:] == ["--port", port]
+    assert job["ProgramArguments"][-4:-2] == ["--port", port]  # then --env-file, settings file
     assert (home / "Library/Logs").is_dir()
     domain = f"gui/{uid()}"
     assert launchctl.calls() == [

@@ -88,11 +88,46 @@ def test_print_is_a_complete_unit_without_secrets(tmp_path: Path, bin_dir: Path)
     assert lines[-2:] == ["[Install]", "WantedBy=default.target"]
 
 
-def test_print_without_env_file_has_no_environment_file(tmp_path: Path, bin_dir: Path) -> None:
+def test_print_without_env_file_uses_the_settings_file(tmp_path: Path, bin_dir: Path) -> None:
+    """No --env-file and no ./.env: the service still reads a known file, the settings file."""
     result = codex_proxy(["systemd", "print"], service_env(tmp_path, bin_dir), tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "EnvironmentFile=" not in result.stdout
-    assert exec_start(result.stdout)[-2:] == ["--port", "8000"]
+    settings = tmp_path / "config/codex-proxy/settings.env"
+    assert f"EnvironmentFile=-{settings}" in result.stdout
+    assert f'Environment="CODEX_SETTINGS_FILE={settings}"' in result.stdout
+    assert exec_start(result.stdout)[-4:] == ["--port", "8000", "--env-file", str(settings)]
+    assert f"the service reads {settings}; install creates it" in result.stderr
+    assert not settings.exists()  # print writes nothing
+
+
+def test_install_creates_a_private_commented_settings_file(
+    tmp_path: Path, bin_dir: Path, systemctl: FakeTool, gateway: Gateway
+) -> None:
+    port = gateway.url.rsplit(":", 1)[1]
+    env = service_env(tmp_path, bin_dir)
+    result = codex_proxy(["systemd", "install", "--port", port, "--wait", "5"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    settings = tmp_path / "config/codex-proxy/settings.env"
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o600
+    text = settings.read_text()
+    assert all(line == "" or line.startswith("#") for line in text.splitlines())
+    unit = (Path(env["HOME"]) / ".config/systemd/user" / UNIT).read_text()
+    assert f"EnvironmentFile=-{settings}" in unit
+    settings.write_text("CODEX_MODEL=kept\n")  # an existing file is left as it is
+    assert codex_proxy(["systemd", "install", "--port", port], env, tmp_path).returncode == 0
+    assert settings.read_text() == "CODEX_MODEL=kept\n"
+
+
+def test_print_says_a_shell_only_token_must_go_in_the_settings_file(
+    tmp_path: Path, bin_dir: Path
+) -> None:
+    env = service_env(tmp_path, bin_dir, CODEX_GATEWAY_TOKEN="in-the-shell-only")
+    result = codex_proxy(["systemd", "print", "--host", "0.0.0.0"], env, tmp_path)
+    assert result.returncode == 2
+    settings = tmp_path / "config/codex-proxy/settings.env"
+    assert "the service would not start: CODEX_GATEWAY_TOKEN is set in this shell" in result.stderr
+    assert f"Put it in {settings}" in result.stderr
+    assert "in-the-shell-only" not in result.stderr
 
 
 def test_install_status_uninstall(
@@ -108,7 +143,7 @@ def test_install_status_uninstall(
     assert f"codex-proxy is up at http://127.0.0.1:{port}" in result.stdout
     assert "loginctl enable-linger" in result.stderr
     assert stat.S_IMODE(unit.stat().st_mode) == 0o644
-    assert exec_start(unit.read_text())[-2:] == ["--port", port]
+    assert exec_start(unit.read_text())[-4:-2] == ["--port", port]  # then --env-file SETTINGS
     assert systemctl.calls() == [
         f"--user is-active --quiet {UNIT}",
         "--user daemon-reload",
@@ -207,3 +242,14 @@ def test_exec_quote(arg: str, quoted: str) -> None:
 def test_env_quote_and_parse_show() -> None:
     assert env_quote("CODEX_HOME", "/a b/50%") == '"CODEX_HOME=/a b/50%%"'
     assert parse_show(SHOW_RUNNING)["MainPID"] == "4242"
+
+
+def test_status_without_a_user_bus_says_what_that_means(
+    tmp_path: Path, bin_dir: Path, systemctl: FakeTool
+) -> None:
+    systemctl.respond("show", stderr="Failed to connect to bus: No medium found", rc=1)
+    result = codex_proxy(["systemd", "status"], service_env(tmp_path, bin_dir), tmp_path)
+    assert result.returncode == 1
+    assert "cannot reach your user's service manager (no user bus)" in result.stderr
+    assert "loginctl enable-linger" in result.stderr
+    assert "Failed to connect to bus" not in result.stderr

@@ -374,6 +374,13 @@ def check_gateway(settings: Settings) -> Check:
         status = httpx.get(f"{url}/v1/status", headers=headers, timeout=3.0).status_code
     except httpx.HTTPError:
         status = None
+    if status == 401 and not token:
+        return Check(
+            "gateway",
+            FAIL,
+            f"{url} is up but requires a gateway token, and these settings have none",
+            "set CODEX_GATEWAY_TOKEN as the gateway has it (or run doctor with its --env-file)",
+        )
     if status == 401:
         return Check(
             "gateway",

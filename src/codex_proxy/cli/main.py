@@ -5,10 +5,11 @@ floor is imported by nothing in the package."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from codex_proxy import __version__
-from codex_proxy.cli import EXIT_CONFIG, doctor, login, models, serve, service, status
+from codex_proxy.cli import EXIT_CONFIG, config, doctor, login, models, serve, service, status
 
 
 def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
@@ -23,12 +24,19 @@ def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
     status.add_commands(commands)
     models.add_commands(commands)
     doctor.add_commands(commands)
+    config.add_commands(commands)
     service.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        # No command: the help, not argparse's one-line "arguments are required"; exit 2 as
+        # for any usage error (nothing was done), so a script calling it wrong notices.
+        parser.print_help()
+        return EXIT_CONFIG
+    args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:  # pragma: no cover - argparse rejects unknown commands
         return EXIT_CONFIG

@@ -627,9 +627,14 @@ class _QuietDrops(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, _DropConnection)
+        if isinstance(exc, _DropConnection):
+            return False
+        # The fake's own server lines ("Started server process", "Shutting down"...) would
+        # repeat the gateway's in the same log (serve --mock): only its problems are shown.
+        return record.levelno >= logging.WARNING or not record.threadName.startswith(THREAD)
 
 
+THREAD = "fake-upstream-"
 _uvicorn_log = logging.getLogger("uvicorn.error")
 if not any(isinstance(f, _QuietDrops) for f in _uvicorn_log.filters):
     _uvicorn_log.addFilter(_QuietDrops())
@@ -779,7 +784,7 @@ class FakeUpstream:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._serve(sock)),
-            name=f"fake-upstream-{self.port}",
+            name=f"{THREAD}{self.port}",
             daemon=True,
         )
         self._thread.start()

@@ -35,6 +35,7 @@ from codex_proxy.server.request_log import (
     note_upstream,
     setup_logging,
 )
+from codex_proxy.server.shutdown import Shutdown
 from codex_proxy.server.status import status
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
@@ -117,6 +118,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.images = ImageStore(settings.image_dir, settings.image_ttl_days)
     state.image_jobs = asyncio.Semaphore(settings.image_concurrency)
     state.native_images = NativeImages(settings.images_route)
+    state.shutdown.hook_signals()
     log.info(
         "codex-proxy ready: %s; upstream %s; client version %s",
         auth.describe(),
@@ -130,6 +132,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if sweeper is not None:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+        state.shutdown.end()  # whatever still runs (uvicorn's own timeout cancelled it)
+        state.shutdown.unhook_signals()
         await http.aclose()
 
 
@@ -145,6 +149,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.transport = transport
+    app.state.shutdown = Shutdown(settings.shutdown_grace_seconds)
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_request_mb * 1024 * 1024))
     app.add_middleware(GatewayAuth, token=settings.gateway_token)
     app.add_middleware(OriginGuard, allowed=settings.cors_origins)

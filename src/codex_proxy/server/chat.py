@@ -70,4 +70,5 @@ async def chat_completions(request: Request) -> Any:
         headers=headers,
         image_renderer=renderer,
         limiter=state.image_jobs if forces_image else None,
+        shutdown=state.shutdown,
     )

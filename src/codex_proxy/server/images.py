@@ -191,7 +191,7 @@ async def answer(request: Request, job: ImageRequest) -> Any:
         )
     note(model=str(body.get("model")), stream=False)
     answer: Response = Response(status_code=499)  # only ever "sent" to a departed client
-    async with cancelled_on_disconnect(request.receive):
+    async with cancelled_on_disconnect(request.receive, state.shutdown) as watch:
         try:
             creds = await state.auth.credentials()
             payload, headers = None, {}
@@ -216,6 +216,8 @@ async def answer(request: Request, job: ImageRequest) -> Any:
         except Exception:
             log.exception("image request failed")
             answer = error_response(internal_error())
+    if watch.shutting_down:
+        answer = error_response(errors.shutting_down())
     return answer
 
 

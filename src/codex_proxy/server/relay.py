@@ -24,8 +24,9 @@ from starlette.types import Receive, Scope, Send
 
 from codex_proxy._json import SLICE, dumps_parts
 from codex_proxy.server.image_files import flush_saves
+from codex_proxy.server.shutdown import Shutdown
 from codex_proxy.translate.aggregate import ChatCompletionBuilder
-from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.translate.errors import OpenAIError, shutting_down
 from codex_proxy.translate.images import ImageRenderer
 from codex_proxy.translate.request import TranslatedRequest
 from codex_proxy.translate.stream import ChatStreamTranslator
@@ -124,6 +125,7 @@ class ChatCompletionRun:
         headers: Mapping[str, str],
         image_renderer: ImageRenderer | None = None,
         limiter: asyncio.Semaphore | None = None,
+        shutdown: Shutdown | None = None,
     ) -> None:
         self.client = client
         self.creds = creds
@@ -132,10 +134,11 @@ class ChatCompletionRun:
         self.headers = dict(headers)
         self.image_renderer = image_renderer
         self.limiter = limiter
+        self.shutdown = shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._started = False
-        async with cancelled_on_disconnect(receive):
+        async with cancelled_on_disconnect(receive, self.shutdown) as watch:
             try:
                 async with self.limiter or contextlib.nullcontext():
                     if self.request.stream:
@@ -147,6 +150,8 @@ class ChatCompletionRun:
             except Exception:
                 log.exception("chat completion failed")
                 await self._fail(send, internal_error())
+        if watch.shutting_down:
+            await self._fail(send, shutting_down())
 
     async def _complete(self, send: Send) -> None:
         """Non-streaming: fold every event into one chat.completion."""
@@ -254,10 +259,24 @@ async def _start_event_stream(send: Send, headers: Mapping[str, str]) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": raw})
 
 
+class Watch:
+    """What ended the body of :func:`cancelled_on_disconnect` early, if anything."""
+
+    __slots__ = ("gone", "shutting_down")
+
+    def __init__(self) -> None:
+        self.gone = False  # the client went away
+        self.shutting_down = False  # the gateway is stopping and the grace period is over
+
+
 @contextlib.asynccontextmanager
-async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
-    """Runs the body of the ``async with`` until it ends or the client goes away, whichever
-    comes first; a departed client cancels the body (and so its upstream requests) silently.
+async def cancelled_on_disconnect(
+    receive: Receive, shutdown: Shutdown | None = None
+) -> AsyncIterator[Watch]:
+    """Runs the body of the ``async with`` until it ends, the client goes away, or the
+    gateway's shutdown grace period is over, whichever comes first; the last two cancel the
+    body (and so its upstream requests) silently. After a shutdown the caller answers with
+    :func:`~codex_proxy.translate.errors.shutting_down` (``watch.shutting_down``).
 
     Only for handlers that have read the whole request body already. Plain asyncio (one
     watcher task, a cancel of this task) rather than a task group: this wraps every request,
@@ -265,28 +284,35 @@ async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
     """
     task = asyncio.current_task()
     assert task is not None
-    gone = False
+    watch = Watch()
 
-    async def watch() -> None:
+    async def watch_client() -> None:
         """The request body is already read, so the next message is the client leaving."""
-        nonlocal gone
         while (await receive())["type"] != "http.disconnect":
             pass
-        gone = True
+        watch.gone = True
         task.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    def end() -> None:
+        if not watch.gone:
+            watch.shutting_down = True
+            task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch_client())
+    undo = shutdown.on_end(end) if shutdown is not None else None
     try:
-        yield
+        yield watch
     except asyncio.CancelledError:
-        if not gone:
-            raise  # cancelled from elsewhere (shutdown): not ours to swallow
+        if not (watch.gone or watch.shutting_down):
+            raise  # cancelled from elsewhere: not ours to swallow
         uncancel = getattr(task, "uncancel", None)  # Python 3.11+: the cancel is handled
         if uncancel is not None:
             uncancel()
     finally:
-        # No await between the body's end and here, so the watcher cannot cancel us later.
+        # No await between the body's end and here, so the watchers cannot cancel us later.
         watcher.cancel()
+        if undo is not None:
+            undo()
 
 
 async def _with_ticks(

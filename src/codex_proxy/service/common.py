@@ -23,12 +23,14 @@ import httpx
 
 from codex_proxy._files import write_atomic
 from codex_proxy.config import (
+    SETTINGS_FILE_VARIABLE,
     ConfigError,
     Settings,
     load_settings,
     local_url,
     refuse_reason,
     setting_names,
+    settings_file_path,
 )
 
 EXIT_FAILED = 1
@@ -50,6 +52,7 @@ class ServiceSpec:
     host: str
     port: int
     env_file: Path | None
+    settings_file: Path
     codex_home: Path
     home: Path
     working_directory: Path
@@ -66,6 +69,7 @@ class ServiceSpec:
         """The variables the service gets: paths only, never a token or key."""
         return {
             "CODEX_HOME": str(self.codex_home),
+            SETTINGS_FILE_VARIABLE: str(self.settings_file),
             "HOME": str(self.home),
             "PYTHONUNBUFFERED": "1",  # log lines reach the log file at once
         }
@@ -85,8 +89,9 @@ def prepare_folders(spec: ServiceSpec, *more: Path) -> None:
 def spec_from_args(args: argparse.Namespace) -> ServiceSpec:
     """Resolve the command-line choices (and CODEX_HOST/PORT/HOME) into absolute values, and
     refuse a service that could not start with only what it will be given."""
-    env_file = _env_file(args.env_file)
-    settings = load_settings(env_file, host=args.host, port=args.port)
+    settings_file = settings_file_path()
+    env_file = _env_file(args.env_file, settings_file)
+    settings = load_settings(_existing(env_file), host=args.host, port=args.port)
     if settings.port == 0:
         raise ConfigError("a service needs a fixed port, not 0")
     home = Path.home().absolute()
@@ -96,6 +101,7 @@ def spec_from_args(args: argparse.Namespace) -> ServiceSpec:
         host=settings.host,
         port=settings.port,
         env_file=env_file,
+        settings_file=settings_file,
         codex_home=codex_home,
         home=home,
         # beside the env file (relative paths in it resolve there), else the gateway's own
@@ -111,8 +117,32 @@ def write_definition(spec: ServiceSpec, path: Path, data: bytes, *folders: Path)
     folders the service needs, write the file atomically."""
     warn_about_shell_settings(spec)
     prepare_folders(spec, *folders)
+    ensure_settings_file(spec.settings_file)
     write_atomic(path, data, 0o644)
     say(f"wrote {path}")
+
+
+SETTINGS_TEMPLATE = """\
+# codex-proxy settings: one NAME=value per line (see .env.example for every setting).
+# The gateway and its service (launchd / systemd install) read this file. Keep it private
+# (mode 0600): secrets such as CODEX_GATEWAY_TOKEN and OPENAI_API_KEY belong here.
+# Precedence, highest first: command-line flags, the environment, --env-file (or ./.env),
+# this file, the defaults. `codex-proxy config` shows where each setting came from.
+#
+# CODEX_GATEWAY_TOKEN=
+# CODEX_HOST=127.0.0.1
+# CODEX_PORT=8000
+# OPENAI_API_KEY=
+"""
+
+
+def ensure_settings_file(path: Path) -> None:
+    """Create the settings file a service reads (private, commented) when there is none."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(path, SETTINGS_TEMPLATE.encode(), 0o600)
+    say(f"wrote {path} (the service's settings file; put secrets here)")
 
 
 def say_health(url: str | None) -> None:
@@ -123,10 +153,10 @@ def say_health(url: str | None) -> None:
 
 def warn_about_shell_settings(spec: ServiceSpec) -> None:
     """Name the settings exported in this shell that the service will not see."""
-    handled = {"CODEX_HOME", "CODEX_HOST", "CODEX_PORT", "CODEX_ENV_FILE"}
+    handled = {"CODEX_HOME", "CODEX_HOST", "CODEX_PORT", "CODEX_ENV_FILE", SETTINGS_FILE_VARIABLE}
     names = [name for name in setting_names() if name not in handled]
     if names:
-        where = f"in {spec.env_file}" if spec.env_file else "in an env file (--env-file)"
+        where = f"in {spec.env_file}" if spec.env_file else f"in {spec.settings_file}"
         note(
             f"note: {', '.join(names)} {'is' if len(names) == 1 else 'are'} set in this shell but "
             f"the service will not see {'it' if len(names) == 1 else 'them'}; put "
@@ -229,8 +259,9 @@ def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _env_file(given: str | None) -> Path | None:
-    """The env file as an absolute path: the one given, else ``./.env`` when there is one."""
+def _env_file(given: str | None, settings_file: Path) -> Path:
+    """The env file as an absolute path: the one given, else ``./.env`` when there is one,
+    else the gateway's settings file (which ``install`` creates)."""
     if given:
         path = Path(given).expanduser().absolute()
         if not path.is_file():
@@ -241,13 +272,27 @@ def _env_file(given: str | None) -> Path | None:
         path = default.absolute()
         note(f"using the settings in {path} (pass --env-file to choose another file)")
         return path
-    return None
+    if not settings_file.exists():
+        note(f"the service reads {settings_file}; install creates it (mode 0600)")
+    return settings_file
+
+
+def _existing(path: Path | None) -> Path | None:
+    return path if path is not None and path.is_file() else None
 
 
 def _check_service_view(spec: ServiceSpec) -> None:
     """Load the settings as the service will see them; refuse what it would refuse."""
     environ = spec.environment()
-    settings: Settings = load_settings(spec.env_file, environ=environ, host=spec.host)
+    if not spec.settings_file.is_file():  # not created yet: install writes it
+        del environ[SETTINGS_FILE_VARIABLE]
+    settings: Settings = load_settings(_existing(spec.env_file), environ=environ, host=spec.host)
     problem = refuse_reason(settings)
+    if problem and os.environ.get("CODEX_GATEWAY_TOKEN"):
+        raise ConfigError(
+            f"the service would not start: CODEX_GATEWAY_TOKEN is set in this shell, but a "
+            f"service does not see your shell. Put it in {spec.env_file or spec.settings_file} "
+            "(the file the service reads), then run this again."
+        )
     if problem:
         raise ConfigError(f"the service would not start: {problem}")

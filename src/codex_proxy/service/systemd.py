@@ -31,6 +31,13 @@ RESTART_SECONDS = 5
 SHOW_PROPERTIES = "LoadState,ActiveState,SubState,MainPID,ExecMainStatus"
 NO_SYSTEMCTL = "systemd user services need systemctl (`codex-proxy systemd print` works anywhere)."
 JOURNAL = f"journalctl --user -u {UNIT}"
+NO_USER_BUS = (
+    "systemctl cannot reach your user's service manager (no user bus). That happens in a "
+    "session without a systemd login, e.g. after su or sudo, in a container, or over ssh "
+    "without lingering. Run the command in a login session of this user, or enable one: "
+    "`sudo loginctl enable-linger $USER`, then log in again (or export "
+    "XDG_RUNTIME_DIR=/run/user/$(id -u))."
+)
 
 
 def unit_path() -> Path:
@@ -138,7 +145,13 @@ def uninstall(systemctl: str) -> int:
 
 
 def status(systemctl: str) -> int:
-    show = check_tool([systemctl, "--user", "show", UNIT, "-p", SHOW_PROPERTIES])
+    argv = [systemctl, "--user", "show", UNIT, "-p", SHOW_PROPERTIES]
+    try:
+        show = check_tool(argv)
+    except ServiceError as exc:
+        if "connect to bus" in str(exc):  # systemctl's "Failed to connect to bus: ..."
+            raise ServiceError(NO_USER_BUS) from None
+        raise
     props = parse_show(show.stdout)
     say(f"{UNIT}: {describe(props)}")
     path = unit_path()

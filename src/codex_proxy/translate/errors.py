@@ -16,6 +16,11 @@ from typing import Any
 import orjson
 
 LOGIN_HINT = "Run `codex-proxy login` (or `codex login`) to sign in again."
+# For someone who never signed in: both ways forward, the real one and the account-free one.
+SIGN_IN_HINT = (
+    "Sign in with `codex-proxy login` (an existing `codex login` works too), "
+    "or try the gateway without an account: `codex-proxy serve --mock`."
+)
 
 # The backend's answers for a model this account may not use and for an old ``version`` header
 # (protocol.md 7.5), e.g. "The 'gpt-5.3-codex' model is not supported when using Codex with a
@@ -96,6 +101,17 @@ def unauthorized(message: str, code: str = "invalid_api_key") -> OpenAIError:
 
 def not_found(message: str, param: str | None = None, code: str | None = None) -> OpenAIError:
     return OpenAIError(404, message, "invalid_request_error", param, code)
+
+
+def shutting_down() -> OpenAIError:
+    """The gateway is stopping and this request outlived the grace period."""
+    return OpenAIError(
+        503,
+        "The gateway is shutting down; this request was ended. Retry it in a moment.",
+        "server_error",
+        None,
+        "server_shutting_down",
+    )
 
 
 def connection_failed(reason: str) -> OpenAIError:

@@ -20,7 +20,7 @@ import httpx
 import orjson
 
 from codex_proxy.config import Settings
-from codex_proxy.translate.errors import LOGIN_HINT, OpenAIError
+from codex_proxy.translate.errors import LOGIN_HINT, SIGN_IN_HINT, OpenAIError
 from codex_proxy.upstream.auth_store import (
     AuthFile,
     AuthFileError,
@@ -72,6 +72,14 @@ class AuthProvider:
             return self._resolve()[0].mode
         except OpenAIError:
             return None
+
+    def problem(self) -> OpenAIError | None:
+        """Why requests would be refused right now for want of credentials, or None."""
+        try:
+            self._resolve()
+        except OpenAIError as error:
+            return error
+        return None
 
     def describe(self) -> str:
         """One line for the start-up log: mode, account, plan, expiry; never a token."""
@@ -236,7 +244,9 @@ class AuthProvider:
         if mode == CHATGPT:
             if file and file.access_token and file.access_token.strip():
                 return Credentials(CHATGPT, file.access_token.strip(), file.account_id), file
-            raise _login_required(f"No ChatGPT login found in {settings.auth_file}.")
+            if file is None:
+                raise _not_signed_in(f"Not signed in: {settings.auth_file} does not exist.")
+            raise _not_signed_in(f"Not signed in: {settings.auth_file} holds no ChatGPT login.")
         key = (settings.openai_api_key or (file.api_key if file else None) or "").strip()
         if key:  # stripped: a key pasted with its newline still works
             return Credentials(API_KEY, key), file
@@ -248,9 +258,8 @@ class AuthProvider:
                 None,
                 "no_upstream_credentials",
             )
-        raise _login_required(
-            f"No upstream credentials: no ChatGPT login in {settings.auth_file} "
-            "and no OPENAI_API_KEY."
+        raise _not_signed_in(
+            f"Not signed in: no ChatGPT login ({settings.auth_file}) and no OPENAI_API_KEY."
         )
 
     def _load(self) -> AuthFile | None:
@@ -288,6 +297,13 @@ def _mode_from_file(file: AuthFile | None) -> str | None:
 
 def _login_required(message: str, code: str = "no_upstream_credentials") -> OpenAIError:
     return OpenAIError(401, f"{message} {LOGIN_HINT}", "authentication_error", None, code)
+
+
+def _not_signed_in(message: str) -> OpenAIError:
+    """No credentials at all (never signed in, or signed out): not "sign in again"."""
+    return OpenAIError(
+        401, f"{message} {SIGN_IN_HINT}", "authentication_error", None, "no_upstream_credentials"
+    )
 
 
 def _copy(error: OpenAIError) -> OpenAIError:
