@@ -123,7 +123,17 @@ CASES: dict[str, tuple[list[bytes], Answer, Answer | None]] = {
         ok(200),
         None,
     ),
-    "204 and 304 have no body": ([h("204 No Content", "X-A: 1")], ok(204, x_a="1"), None),
+    "204 has no body": ([h("204 No Content", "X-A: 1")], ok(204, x_a="1"), None),
+    "304 has no body, whatever its length": (
+        [h("304 Not Modified", "Content-Length: 5")],
+        ok(304, content_length="5"),
+        None,
+    ),
+    "101 nobody asked for": (
+        [h("101 Switching Protocols", "Upgrade: x", "Connection: upgrade")],
+        fails(httpx.RemoteProtocolError),
+        None,
+    ),
     "gzip": (
         [h("200 OK", "Content-Encoding: gzip", f"Content-Length: {len(GZ)}", body=GZ)],
         ok(200, b"hello gzip", content_encoding="gzip", content_length=str(len(GZ))),

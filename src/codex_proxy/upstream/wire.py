@@ -27,7 +27,6 @@ from .wire_request import SMALL_BODY, Outgoing, body_pieces, encode_request
 
 MAX_HEAD = 100 * 1024  # what httpcore lets h11 buffer for one head
 PAUSE_AT = 1024 * 1024  # stop reading the socket while this much body waits unread
-NO_BODY_STATUS = frozenset({204, 304})
 RETRYABLE = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 Origin = tuple[str, str, int]
@@ -51,12 +50,15 @@ class Wire(asyncio.Protocol):
         self._reader: asyncio.Future[None] | None = None
         self._writer: asyncio.Future[None] | None = None
         self._reading_paused = False
-        self.start(False)
-        self.parser: httptools.HttpResponseParser | None = None  # idle until a request
+        self.parser: httptools.HttpResponseParser | None = None  # None while idle
+        self._reset(False)
 
     def start(self, head_only: bool) -> None:
         """Get ready to read the answer to a request (``head_only`` for HEAD)."""
+        self._reset(head_only)
         self.parser = httptools.HttpResponseParser(self)
+
+    def _reset(self, head_only: bool) -> None:
         self.head_only = head_only
         self.received = 0  # bytes of this answer so far
         self.status = 0
