@@ -27,6 +27,7 @@ from .wire_request import SMALL_BODY, Outgoing, body_pieces, encode_request
 
 MAX_HEAD = 100 * 1024  # what httpcore lets h11 buffer for one head
 PAUSE_AT = 1024 * 1024  # stop reading the socket while this much body waits unread
+RESUME_AT = 256 * 1024
 RETRYABLE = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 Origin = tuple[str, str, int]
@@ -223,12 +224,11 @@ class Wire(asyncio.Protocol):
             self._reader = None
 
     def take(self) -> bytes:
-        """All the body that came so far, in one piece: the reads one wakeup brought."""
-        body = self.body
-        data = body.popleft() if len(body) == 1 else b"".join(body)
-        body.clear()
-        self.queued = 0
-        if self._reading_paused and self.transport is not None:
+        """The next piece of body as llhttp handed it (one per chunk, as a chunk came), so an
+        event in a later chunk never holds back the ones before it."""
+        data = self.body.popleft()
+        self.queued -= len(data)
+        if self._reading_paused and self.queued <= RESUME_AT and self.transport is not None:
             self.transport.resume_reading()
             self._reading_paused = False
         return data
