@@ -130,11 +130,14 @@ def render(samples: dict[str, dict[str, list[float]]]) -> str:
 
 NOTES = """\
 - Round three (strict wire transport): llhttp (httptools) now parses every read in the socket
-  callback, request heads are validated and bodies framed, addresses are raced (RFC 8305). It
-  costs nothing measurable: the same command against the hand-written parser it replaced
-  (commit f28ae53, not written here) gave wire 0.92 ms added TTFB p50, 4.67 ms p99, 616 req/s
-  and 0.881 ms CPU per request at c=64, httpx 1.59 ms, 8.48 ms, 201 req/s and 2.890 ms.
-  Throughput at c=64 follows the machine's load more than the code.
+  callback, request heads are validated and bodies framed, addresses are raced (RFC 8305).
+  Against the hand-written parser it replaced (commit f28ae53, same command right after, not
+  written here): wire 0.81 ms added TTFB p50, 1.99 ms p99, 1,122 req/s, 0.805 ms CPU per
+  request at c=64 (an earlier pair: 0.92 vs 0.95 ms p50, 0.881 vs 0.869 ms CPU). So CPU at
+  c=64 is the same within 1%, p50 at c=1 is 0.03-0.12 ms slower or noise, and p99 here is
+  noise (other people's tests). An in-process loop (transport plus a loopback server, 5 x
+  2,000 POSTs with a 10-event chunked answer) gave 140-194 us a request against 183-270 us
+  before: no difference beyond the noise. The lead over httpx's transport stands.
 - The default stays `wire`: it gives the expected answer on every case of
   tests/upstream/test_wire_conformance.py, and is the faster. httpx's transport (h11) accepts
   five things the wire transport refuses (bare LF line ends, obsolete line folding, a control
