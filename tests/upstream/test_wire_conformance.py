@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import importlib.util
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -539,6 +540,9 @@ def test_pool_timeout_when_no_connection_frees_up(kind: str) -> None:
 # -- connecting -----------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="needs 127.0.0.2 and Linux's full-accept-queue SYN drop"
+)
 @pytest.mark.parametrize("kind", KINDS)
 def test_happy_eyeballs_skips_a_black_holed_address(kind: str) -> None:
     """Item 10: the name resolves to a black hole first (127.0.0.2, a listener whose accept
