@@ -14,6 +14,8 @@ from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.upstream.auth import AuthProvider
 from codex_proxy.upstream.client import UpstreamClient, make_http_client
 
+from .scripted import CLOSE, ScriptedServer
+
 SETTINGS = Settings(mock=True, upstream_base_url="http://upstream.test")
 SSE = b"".join(encode_event(e) for e in text_response("fresh connection"))
 
@@ -48,17 +50,60 @@ def run(failures: list[Exception], calls: list[str] | None = None) -> list[dict]
         httpx.WriteError("broken pipe"),
     ],
 )
-def test_stale_keepalive_connection_is_retried_once(error: Exception) -> None:
+def test_failure_on_a_fresh_connection_is_not_retried(error: Exception) -> None:
+    """The upstream may have started the generation: sending it again could run it twice
+    and spend the quota twice (a mock transport opens no kept-alive connection)."""
     calls: list[str] = []
-    events = run([error], calls)
-    assert calls == ["/responses", "/responses"]
-    assert events[-1]["type"] == "response.completed"
-
-
-def test_second_stale_failure_is_a_502() -> None:
     with pytest.raises(OpenAIError) as info:
-        run([httpx.ReadError("reset"), httpx.ReadError("reset again")])
+        run([error], calls)
     assert (info.value.status, info.value.code) == (502, "upstream_unreachable")
+    assert calls == ["/responses"]
+
+
+SSE_ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(SSE), SSE)
+)
+
+
+def open_streams(kind: str, server: ScriptedServer, count: int) -> list[str]:
+    """Open ``count`` streams one after the other through the real HTTP client with
+    ``kind``'s transport; each one's last event type, or its error code."""
+
+    async def scenario() -> list[str]:
+        outcomes = []
+        async with server as base:
+            settings = Settings(mock=True, upstream_base_url=base, upstream_transport=kind)
+            auth = AuthProvider(settings)
+            async with make_http_client(settings) as http:
+                assert (http.wire is not None) == (kind == "wire")
+                client = UpstreamClient(settings, auth, http)
+                for _ in range(count):
+                    try:
+                        creds = await auth.credentials()
+                        async with client.open_stream(creds, {"input": []}, "s") as stream:
+                            outcomes.append([e async for e in stream.events()][-1]["type"])
+                    except OpenAIError as exc:
+                        outcomes.append(str(exc.code))
+        return outcomes
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["wire", "httpx"])
+def test_reused_connection_dropped_without_an_answer_is_retried(kind: str) -> None:
+    """The keep-alive race: the upstream closes an idle connection just as the next request
+    goes out on it. Nothing came back, so that request is sent again, on a new connection."""
+    server = ScriptedServer([[SSE_ANSWER], CLOSE, [SSE_ANSWER]])
+    assert open_streams(kind, server, 2) == ["response.completed"] * 2
+    assert [seen.connection for seen in server.requests] == [1, 1, 2]
+
+
+@pytest.mark.parametrize("kind", ["wire", "httpx"])
+def test_fresh_connection_dropped_without_an_answer_is_not_retried(kind: str) -> None:
+    server = ScriptedServer([CLOSE, [SSE_ANSWER]])
+    assert open_streams(kind, server, 1) == ["upstream_unreachable"]
+    assert len(server.requests) == 1
 
 
 def test_refused_connection_is_not_retried() -> None:

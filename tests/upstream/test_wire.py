@@ -147,7 +147,7 @@ async def fetch_with(base: str, transport: WireTransport) -> httpx.Response:
     [
         ([], httpx.RemoteProtocolError, "without sending a response"),
         ([b"HTTP/1.1 200 OK\r\ncontent-"], httpx.RemoteProtocolError, "response head"),
-        ([b"SMTP ready\r\n\r\n"], httpx.RemoteProtocolError, "malformed status line"),
+        ([b"SMTP ready\r\n\r\n"], httpx.RemoteProtocolError, "malformed upstream answer"),
         (
             [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nab"],
             httpx.RemoteProtocolError,
@@ -156,7 +156,7 @@ async def fetch_with(base: str, transport: WireTransport) -> httpx.Response:
         (
             [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"],
             httpx.RemoteProtocolError,
-            "malformed chunk size",
+            "Invalid character in chunk size",
         ),
         (
             [b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"],

@@ -340,27 +340,41 @@ class UpstreamClient:
         url = f"{self.settings.base_url_for(creds.mode)}{path}"
         headers = self._headers(creds, session_id, accept)
         for attempt in (1, 2):
+            connected: list[str] = []
             try:
-                return await self._send_stream(url, content, headers)
+                return await self._send_stream(url, content, headers, connected)
             except httpx.TimeoutException:
                 raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
             except STALE_CONNECTION_ERRORS as exc:
-                # A kept-alive connection the upstream closed as we reused it: the request
-                # never got an answer, so one more try on a fresh connection is safe.
-                if attempt == 2:
+                # A generation must not run twice: only a request that went out on a reused
+                # kept-alive connection, which the upstream closed as we reused it, is sent
+                # again. The wire transport does that itself (it knows no byte came back);
+                # through httpx's transport, a request whose trace shows no new connection.
+                if attempt == 2 or self._wire is not None or connected != ["reused"]:
                     raise errors.connection_failed(_reason(exc)) from None
             except httpx.TransportError as exc:
                 raise errors.connection_failed(_reason(exc)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_stream(
-        self, url: str, content: bytes, headers: dict[str, str]
+        self, url: str, content: bytes, headers: dict[str, str], connected: list[str]
     ) -> httpx.Response:
         """POST, answer read up to its headers. Straight to the wire transport when there is
         one: httpx's client layer (redirects, auth flows, the cookie jar) does nothing for this
-        call and was a fifth of the gateway's CPU per request."""
+        call and was a fifth of the gateway's CPU per request. ``connected`` gets "reused" when
+        httpx's transport sent the request on a kept-alive connection, "new" when it opened
+        one."""
         if self._wire is None:
-            request = self._http.build_request("POST", url, content=content, headers=headers)
+
+            async def trace(event: str, info: object) -> None:
+                if event == "connection.connect_tcp.started":
+                    connected.append("new")
+                elif event == "http11.send_request_headers.started" and not connected:
+                    connected.append("reused")
+
+            request = self._http.build_request(
+                "POST", url, content=content, headers=headers, extensions={"trace": trace}
+            )
             return await self._http.send(request, stream=True)
         request = httpx.Request(
             "POST", url, content=content, headers=headers, extensions={"timeout": self._timeouts}
