@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from starlette.requests import Request
@@ -61,8 +62,15 @@ class ImageStore:
         path = self.path(name)
         if path is None:
             return None
-        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
-        return data_uri(encoded, name.rsplit(".", 1)[1])
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return data_uri(base64.b64encode(data).decode("ascii"), name.rsplit(".", 1)[1])
+
+    def data_uris(self, names: Iterable[str]) -> dict[str, str | None]:
+        """Each named image once, as a data URI (None: gone). Blocking: run it in a thread."""
+        return {name: self.data_uri(name) for name in names}
 
 
 def media_type(name: str) -> str:

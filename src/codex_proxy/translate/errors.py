@@ -64,6 +64,16 @@ def invalid_request(message: str, param: str | None = None, code: str | None = N
     return OpenAIError(400, message, "invalid_request_error", param, code)
 
 
+def too_many_images(count: int, limit: int) -> OpenAIError:
+    """A 400 for a request that would send more input images than ``CODEX_MAX_IMAGES``."""
+    return invalid_request(
+        f"Too many images: {count} in this request; this gateway accepts at most {limit} "
+        "(CODEX_MAX_IMAGES).",
+        "messages",
+        "too_many_images",
+    )
+
+
 def unauthorized(message: str, code: str = "invalid_api_key") -> OpenAIError:
     """A 401 for a client that did not present the gateway token."""
     return OpenAIError(401, message, "authentication_error", None, code)
