@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from codex_proxy._json import SLICE, dumps_parts
 from codex_proxy.translate.aggregate import ChatCompletionBuilder
-from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.translate.errors import OpenAIError, stream_failed
 from codex_proxy.translate.images import ImageRenderer
 from codex_proxy.translate.request import TranslatedRequest
 from codex_proxy.translate.stream import ChatStreamTranslator
@@ -158,7 +158,7 @@ class ChatCompletionRun:
         )
         async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
             headers = {**self.headers, **up.headers}
-            async with aclosing(up.events()) as events:
+            async with aclosing(_reported(up.events())) as events:
                 async for event in events:
                     builder.feed(event)
             result = builder.result()
@@ -181,7 +181,7 @@ class ChatCompletionRun:
         )
         async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
             headers = {**self.headers, **up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(up.batches(), self.keepalive_seconds)
+            ticking = _with_ticks(_reported(up.batches()), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
                     if item is _TICK:
@@ -285,6 +285,20 @@ async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
         watcher.cancel()
 
 
+async def _reported(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The upstream's events, where any failure to read them is an OpenAIError (a 502 before
+    the first byte, an ``error`` event after) and a log line, never a silent end."""
+    try:
+        async with aclosing(items):
+            async for item in items:
+                yield item
+    except OpenAIError:
+        raise
+    except Exception as exc:
+        log.exception("reading the upstream answer failed")
+        raise stream_failed(type(exc).__name__, str(exc)) from None
+
+
 async def _with_ticks(
     batches: AsyncIterator[list[dict[str, Any]]], interval: float
 ) -> AsyncIterator[list[dict[str, Any]] | object]:
@@ -303,7 +317,7 @@ async def _with_ticks(
             async for batch in batches:
                 await channel.put(batch)
             await channel.put(_END)
-        except OpenAIError as error:
+        except Exception as error:  # every failure reaches the relay: a silent end would hang it
             await channel.put(error)
 
     reader = loop.create_task(pump())

@@ -112,6 +112,19 @@ def stream_truncated() -> OpenAIError:
     )
 
 
+def stream_failed(kind: str, detail: str) -> OpenAIError:
+    """Reading the upstream answer failed in a way no other error names (a body that does not
+    decode, a bug): ``kind`` is the exception's class name, ``detail`` its text."""
+    text = f"{kind}: {detail[:200]}" if detail else kind
+    return OpenAIError(
+        502,
+        f"Reading the upstream answer failed ({text}); the answer is incomplete.",
+        "server_error",
+        None,
+        "upstream_stream_failed",
+    )
+
+
 def malformed_event(detail: str) -> OpenAIError:
     """The upstream sent an SSE data line that is not a JSON object."""
     return OpenAIError(

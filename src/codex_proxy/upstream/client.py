@@ -6,6 +6,7 @@ The read timeout is the idle gap allowed between two upstream events, not a tota
 
 from __future__ import annotations
 
+import logging
 import platform
 import re
 import urllib.request
@@ -25,6 +26,8 @@ from codex_proxy.upstream.auth import CHATGPT, AuthProvider, Credentials
 from codex_proxy.upstream.rate_limits import RateLimits
 from codex_proxy.upstream.sse import Event, SSEDecoder
 from codex_proxy.upstream.wire import WireTransport
+
+log = logging.getLogger("codex_proxy")
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
 STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -71,6 +74,9 @@ class UpstreamStream:
                 None,
                 "upstream_stream_truncated",
             ) from None
+        except httpx.HTTPError as exc:  # a body that does not decode (a corrupt gzip)
+            log.warning("upstream answer unreadable: %s: %s", type(exc).__name__, exc)
+            raise errors.stream_failed(type(exc).__name__, str(exc)) from None
 
 
 def _parse_events(events: list[Event]) -> tuple[list[dict[str, Any]], bool]:
@@ -199,6 +205,8 @@ class UpstreamClient:
             raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
         except httpx.TransportError as exc:
             raise errors.connection_failed(_reason(exc)) from None
+        except httpx.HTTPError as exc:  # a body that does not decode
+            raise errors.stream_failed(type(exc).__name__, str(exc)) from None
         self._observe(response)
         if response.status_code != 200:
             raise errors.from_upstream_response(
