@@ -94,6 +94,7 @@ class Settings:
     max_images: int = 64
     cors_origins: tuple[str, ...] = ()
     refresh_timeout: float = 30.0
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback ones (rebinding guard)
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -222,6 +223,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         max_images=_int(env, "CODEX_MAX_IMAGES", 64, 0, 100_000),
         cors_origins=tuple(o.rstrip("/") for o in _list(get("CODEX_CORS_ORIGINS"))),
         refresh_timeout=_float(env, "CODEX_REFRESH_TIMEOUT", 30.0),
+        allowed_hosts=_hosts(get("CODEX_ALLOWED_HOSTS")),
     )
 
 
@@ -301,6 +303,20 @@ def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (raw or "").split(",") if item.strip())
 
 
+def _hosts(raw: str | None) -> tuple[str, ...]:
+    """Host names, lower case, without a port: ``a.example, B.example:8000`` -> both names."""
+    names = []
+    for item in _list(raw):
+        name = item.lower()
+        bracketed = name.startswith("[")
+        if (bracketed and "]:" in name) or (not bracketed and name.count(":") == 1):
+            name = name.rsplit(":", 1)[0]  # the port
+        if not name or "/" in name or " " in name:
+            raise ConfigError(f"CODEX_ALLOWED_HOSTS must list host names, not {item!r}")
+        names.append(name)
+    return tuple(names)
+
+
 def _string_map(raw: str | None, name: str, example: str) -> dict[str, str]:
     """A JSON object of strings to strings (model aliases, extra headers)."""
     if not raw:
@@ -325,6 +341,13 @@ def refuse_reason(settings: Settings) -> str | None:
         "the port could use your subscription. Set CODEX_GATEWAY_TOKEN, bind to 127.0.0.1, or set "
         "CODEX_ALLOW_NO_AUTH=1 if something in front of the gateway already checks access."
     )
+
+
+def checks_host(settings: Settings) -> bool:
+    """Whether the gateway refuses requests whose ``Host`` is not a loopback name (or one of
+    ``CODEX_ALLOWED_HOSTS``): on a loopback bind without a token, where DNS rebinding would let
+    a web page read answers, and whenever ``CODEX_ALLOWED_HOSTS`` is set."""
+    return bool(settings.allowed_hosts) or (settings.loopback_only and not settings.gateway_token)
 
 
 def local_url(host: str, port: int) -> str:

@@ -766,3 +766,50 @@ def test_image_history_reads_each_stored_file_once_and_only_when_needed(
         assert images_sent() == expected
         assert reads == [name] * expected
         reads.clear()
+
+
+# -- DNS rebinding: the Host header ------------------------------------------------------------
+
+REBOUND = "attacker.example:8000"
+
+
+def test_rebinding_host_is_refused_on_a_tokenless_loopback_gateway(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    """A page on attacker.example, its name pointed at 127.0.0.1, sends same-origin GETs with
+    no Origin: the Host header is what gives it away, on every path (/healthz too)."""
+    with httpx.Client(base_url=gateway.url, timeout=10) as http:
+        for path in ("/v1/status", "/v1/models", "/healthz"):
+            refused = http.get(path, headers={"host": REBOUND})
+            assert refused.status_code == 403, path
+            assert refused.json()["error"]["code"] == "host_not_allowed"
+            assert refused.json()["error"]["type"] == "permission_error"
+            assert "@" not in refused.text  # no account email
+        post = http.post(CHAT, content=chat_body(), headers={"host": "ATTACKER.example"})
+        assert post.status_code == 403
+        assert upstream.responses_requests == []
+        port = port_of(gateway)
+        for host in (f"localhost:{port}", "127.0.0.1", f"[::1]:{port}", "LocalHost"):
+            assert http.get("/healthz", headers={"host": host}).status_code == 200, host
+        assert http.get("/v1/status", headers={"host": f"127.0.0.1:{port}"}).status_code == 200
+
+
+def test_allowed_hosts_and_a_token_let_other_names_in(make_gateway, upstream: FakeUpstream) -> None:
+    listed = make_gateway(allowed_hosts=("codex.lan",))
+    with httpx.Client(base_url=listed.url, timeout=10) as http:
+        assert http.get("/healthz", headers={"host": "codex.lan:8000"}).status_code == 200
+        assert http.get("/healthz", headers={"host": "localhost"}).status_code == 200
+        assert http.get("/healthz", headers={"host": REBOUND}).status_code == 403
+    # With a token a rebinding page cannot read anything: it does not have the token. Any
+    # name is accepted, so a reverse proxy may pass its public name through.
+    tokened = make_gateway(gateway_token="tok-rebind")
+    with httpx.Client(base_url=tokened.url, timeout=10) as http:
+        assert http.get("/v1/status", headers={"host": REBOUND}).status_code == 401
+        authorized = {"host": "codex.example.com", "authorization": "Bearer tok-rebind"}
+        assert http.get("/v1/status", headers=authorized).status_code == 200
+
+
+def test_allowed_hosts_setting() -> None:
+    settings = load_settings(environ={"CODEX_ALLOWED_HOSTS": "Codex.LAN, box:8000, [::2]:80"})
+    assert settings.allowed_hosts == ("codex.lan", "box", "[::2]")
+    assert load_settings(environ={}).allowed_hosts == ()
