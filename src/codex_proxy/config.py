@@ -334,7 +334,17 @@ def _string_map(raw: str | None, name: str, example: str) -> dict[str, str]:
 
 def refuse_reason(settings: Settings) -> str | None:
     """Why the gateway must not start as configured, or None."""
-    if settings.gateway_token or settings.loopback_only or settings.allow_no_auth:
+    if settings.gateway_token or settings.allow_no_auth:
+        return None
+    if settings.cors_origins:
+        return (
+            "refusing to allow web pages (CODEX_CORS_ORIGINS) without CODEX_GATEWAY_TOKEN: every "
+            "listed website ('*': every website) could use your subscription from the browser of "
+            "anyone who opens it. Set CODEX_GATEWAY_TOKEN (browser apps send it as their API "
+            "key), or set CODEX_ALLOW_NO_AUTH=1 if something in front of the gateway already "
+            "checks access."
+        )
+    if settings.loopback_only:
         return None
     return (
         f"refusing to listen on {settings.host} without CODEX_GATEWAY_TOKEN: anyone who can reach "
