@@ -95,6 +95,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     refresh_timeout: float = 30.0
     allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback ones (rebinding guard)
+    max_event_mb: float = 64.0  # one upstream SSE event (an image is one line of tens of MB)
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -224,6 +225,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         cors_origins=tuple(o.rstrip("/") for o in _list(get("CODEX_CORS_ORIGINS"))),
         refresh_timeout=_float(env, "CODEX_REFRESH_TIMEOUT", 30.0),
         allowed_hosts=_hosts(get("CODEX_ALLOWED_HOSTS")),
+        max_event_mb=_float(env, "CODEX_MAX_EVENT_MB", 64.0),
     )
 
 

@@ -125,6 +125,30 @@ def stream_failed(kind: str, detail: str) -> OpenAIError:
     )
 
 
+def event_too_large(limit_mb: float) -> OpenAIError:
+    """The upstream sent an event over ``CODEX_MAX_EVENT_MB``; it was not read to its end."""
+    return OpenAIError(
+        502,
+        f"Upstream sent an event larger than this gateway accepts ({limit_mb:g} MB, "
+        "CODEX_MAX_EVENT_MB); the answer is incomplete.",
+        "server_error",
+        None,
+        "upstream_event_too_large",
+    )
+
+
+def error_body_too_large(status: int, limit: int) -> OpenAIError:
+    """An upstream error answer whose body is over ``limit`` bytes: not read, not forwarded."""
+    return OpenAIError(
+        502,
+        f"Upstream answered HTTP {status} with an error body over {limit // (1024 * 1024)} MB; "
+        "it was not read.",
+        "server_error",
+        None,
+        "upstream_error_too_large",
+    )
+
+
 def malformed_event(detail: str) -> OpenAIError:
     """The upstream sent an SSE data line that is not a JSON object."""
     return OpenAIError(

@@ -24,7 +24,7 @@ from codex_proxy.translate import errors
 from codex_proxy.translate.errors import LOGIN_HINT, OpenAIError
 from codex_proxy.upstream.auth import CHATGPT, AuthProvider, Credentials
 from codex_proxy.upstream.rate_limits import RateLimits
-from codex_proxy.upstream.sse import Event, SSEDecoder
+from codex_proxy.upstream.sse import Event, EventTooLarge, SSEDecoder
 from codex_proxy.upstream.wire import WireTransport
 
 log = logging.getLogger("codex_proxy")
@@ -35,14 +35,19 @@ STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.Wri
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold (RFC 6750 is stricter)
 FORWARDED_PREFIX = "x-codex-"
+MAX_ERROR_BODY = 1024 * 1024  # an upstream error answer larger than this is not read on
+MB = 1024 * 1024
 
 
 class UpstreamStream:
     """An open upstream event stream: the headers worth forwarding, then the events."""
 
-    def __init__(self, response: httpx.Response, idle_timeout: float) -> None:
+    def __init__(
+        self, response: httpx.Response, idle_timeout: float, max_event_mb: float = 64.0
+    ) -> None:
         self._response = response
         self._idle_timeout = idle_timeout
+        self._max_event_mb = max_event_mb
         self.headers = forwarded_headers(response.headers)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
@@ -55,7 +60,7 @@ class UpstreamStream:
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """The events as :meth:`events` has them, in lists: all the events one network read
         completed, so a relay can write them to its client at once."""
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(int(self._max_event_mb * MB))
         try:
             async for raw in self._response.aiter_bytes():
                 batch, done = _parse_events(decoder.feed(raw))
@@ -63,6 +68,9 @@ class UpstreamStream:
                     yield batch
                 if done:
                     return
+        except EventTooLarge:
+            log.warning("upstream event over CODEX_MAX_EVENT_MB (%g MB)", self._max_event_mb)
+            raise errors.event_too_large(self._max_event_mb) from None
         except httpx.TimeoutException:
             raise errors.upstream_timeout(self._idle_timeout) from None
         except httpx.TransportError as exc:
@@ -188,32 +196,46 @@ class UpstreamClient:
                     response = await self._post(fresh, content, session_id)
             self._observe(response)
             await _raise_for_status(response)
-            yield UpstreamStream(response, self.settings.upstream_idle_timeout)
+            yield UpstreamStream(
+                response, self.settings.upstream_idle_timeout, self.settings.max_event_mb
+            )
         finally:
             await response.aclose()
 
     async def fetch_models(self, creds: Credentials) -> list[dict[str, Any]]:
         """The backend's model catalog (``{"models": [...]}``); raises OpenAIError on failure."""
         url = f"{self.settings.base_url_for(creds.mode)}/models"
+        request = self._http.build_request(
+            "GET",
+            url,
+            params={"client_version": self.settings.client_version},
+            headers=self._headers(creds, None, accept="application/json"),
+        )
         try:
-            response = await self._http.get(
-                url,
-                params={"client_version": self.settings.client_version},
-                headers=self._headers(creds, None, accept="application/json"),
-            )
+            response = await self._http.send(request, stream=True)
         except httpx.TimeoutException:
             raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
         except httpx.TransportError as exc:
             raise errors.connection_failed(_reason(exc)) from None
-        except httpx.HTTPError as exc:  # a body that does not decode
-            raise errors.stream_failed(type(exc).__name__, str(exc)) from None
-        self._observe(response)
-        if response.status_code != 200:
-            raise errors.from_upstream_response(
-                response.status_code, response.content, response.headers
-            )
         try:
-            data = orjson.loads(response.content)
+            self._observe(response)
+            ok = response.status_code == 200
+            limit = int(self.settings.max_event_mb * MB) if ok else MAX_ERROR_BODY
+            content, complete = await read_capped(response, limit)
+        except httpx.TimeoutException:
+            raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
+        except httpx.HTTPError as exc:
+            raise errors.stream_failed(type(exc).__name__, str(exc)) from None
+        finally:
+            await response.aclose()
+        if not ok:
+            if not complete:
+                raise errors.error_body_too_large(response.status_code, MAX_ERROR_BODY)
+            raise errors.from_upstream_response(response.status_code, content, response.headers)
+        if not complete:
+            raise errors.event_too_large(self.settings.max_event_mb)
+        try:
+            data = orjson.loads(content)
         except orjson.JSONDecodeError:
             raise errors.malformed_event("model catalog is not JSON") from None
         models = data.get("models") if isinstance(data, dict) else None
@@ -328,11 +350,14 @@ async def _raise_for_status(response: httpx.Response) -> None:
     if status == 200 and "text/event-stream" in response.headers.get("content-type", ""):
         return
     try:
-        body = await response.aread()
-    except httpx.TimeoutException:
-        body = b""
-    except httpx.TransportError:
-        body = b""
+        body, complete = await read_capped(response, MAX_ERROR_BODY)
+    except httpx.HTTPError:  # a dropped connection, a corrupt gzip: the status still speaks
+        body, complete = b"", True
+    if not complete:
+        log.warning("upstream HTTP %s error body over %d bytes: not read", status, MAX_ERROR_BODY)
+        error = errors.error_body_too_large(status, MAX_ERROR_BODY)
+        error.headers.update(forwarded_headers(response.headers))
+        raise error
     if status == 200:
         raise OpenAIError(
             502,
@@ -345,6 +370,19 @@ async def _raise_for_status(response: httpx.Response) -> None:
     error = errors.from_upstream_response(status, body, response.headers)
     error.headers.update(forwarded_headers(response.headers))
     raise error
+
+
+async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of a streamed body, and whether that was all of it; read no
+    further, so a huge body never sits in memory."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts), False
+        parts.append(chunk)
+    return b"".join(parts), True
 
 
 def _reason(exc: httpx.TransportError) -> str:
