@@ -219,6 +219,8 @@ BAD_VALUES = {
     "CODEX_IMAGE_HOST_MODEL": "gpt 5",
     "CODEX_IMAGE_CONCURRENCY": "0",
     "CODEX_IMAGES_ROUTE": "sometimes",
+    "CODEX_ALLOWED_HOSTS": "a.example/path",
+    "CODEX_MAX_EVENT_MB": "huge",
     "CODEX_IMAGE_TTL_DAYS": "a month",
     "CODEX_DATA_DIR": "/tmp/a\nb",
     "CODEX_RESPONSES_STORE": "maybe",

@@ -114,6 +114,8 @@ class Settings:
     responses_store: bool = True
     responses_ttl_days: int = 30
     shutdown_grace_seconds: float = 5.0
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback ones (rebinding guard)
+    max_event_mb: float = 64.0  # one upstream SSE event (an image is one line of tens of MB)
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -322,6 +324,8 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         else True,
         responses_ttl_days=_int(env, "CODEX_RESPONSES_TTL_DAYS", 30, 0, 36500, "days"),
         shutdown_grace_seconds=_float(env, "CODEX_SHUTDOWN_GRACE_SECONDS", 5.0, zero_ok=True),
+        allowed_hosts=_hosts(get("CODEX_ALLOWED_HOSTS")),
+        max_event_mb=_float(env, "CODEX_MAX_EVENT_MB", 64.0, "megabytes"),
     )
 
 
@@ -430,6 +434,20 @@ def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (raw or "").split(",") if item.strip())
 
 
+def _hosts(raw: str | None) -> tuple[str, ...]:
+    """Host names, lower case, without a port: ``a.example, B.example:8000`` -> both names."""
+    names = []
+    for item in _list(raw):
+        name = item.lower()
+        bracketed = name.startswith("[")
+        if (bracketed and "]:" in name) or (not bracketed and name.count(":") == 1):
+            name = name.rsplit(":", 1)[0]  # the port
+        if not name or "/" in name or " " in name:
+            raise ConfigError(f"CODEX_ALLOWED_HOSTS must list host names, not {item!r}")
+        names.append(name)
+    return tuple(names)
+
+
 def _text(
     env: Mapping[str, str],
     name: str,
@@ -522,13 +540,30 @@ def _string_map(
 
 def refuse_reason(settings: Settings) -> str | None:
     """Why the gateway must not start as configured, or None."""
-    if settings.gateway_token or settings.loopback_only or settings.allow_no_auth:
+    if settings.gateway_token or settings.allow_no_auth:
+        return None
+    if settings.cors_origins:
+        return (
+            "refusing to allow web pages (CODEX_CORS_ORIGINS) without CODEX_GATEWAY_TOKEN: every "
+            "listed website ('*': every website) could use your subscription from the browser of "
+            "anyone who opens it. Set CODEX_GATEWAY_TOKEN (browser apps send it as their API "
+            "key), or set CODEX_ALLOW_NO_AUTH=1 if something in front of the gateway already "
+            "checks access."
+        )
+    if settings.loopback_only:
         return None
     return (
         f"refusing to listen on {settings.host} without CODEX_GATEWAY_TOKEN: anyone who can reach "
         "the port could use your subscription. Set CODEX_GATEWAY_TOKEN, bind to 127.0.0.1, or set "
         "CODEX_ALLOW_NO_AUTH=1 if something in front of the gateway already checks access."
     )
+
+
+def checks_host(settings: Settings) -> bool:
+    """Whether the gateway refuses requests whose ``Host`` is not a loopback name (or one of
+    ``CODEX_ALLOWED_HOSTS``): on a loopback bind without a token, where DNS rebinding would let
+    a web page read answers, and whenever ``CODEX_ALLOWED_HOSTS`` is set."""
+    return bool(settings.allowed_hosts) or (settings.loopback_only and not settings.gateway_token)
 
 
 def local_url(host: str, port: int) -> str:

@@ -119,16 +119,28 @@ def test_browser_login_writes_auth_json(
     assert challenge_for(exchange.body["code_verifier"]) == params["code_challenge"]
 
 
-def test_state_mismatch_is_refused(tmp_path: Path, env: dict[str, str], issuer: FakeIssuer) -> None:
+def test_wrong_state_is_refused_but_the_login_keeps_waiting(
+    tmp_path: Path, env: dict[str, str], issuer: FakeIssuer
+) -> None:
+    """Any web page can hit the callback; a wrong state gets a 400 page and changes nothing."""
     proc, url = start_login(env, tmp_path)
     callback = query(url)["redirect_uri"]
-    page = httpx.get(callback, params={"code": "code-stolen", "state": "not-the-state"})
-    assert page.status_code == 400
-    code, _, err = finish(proc)
-    assert code == 1
-    assert "state mismatch" in err
-    assert not auth_path(env).exists()
-    assert "/oauth/token" not in issuer.paths()
+    for params in (
+        {"code": "code-stolen", "state": "not-the-state"},
+        {"error": "access_denied"},
+        {},
+    ):
+        page = httpx.get(callback, params=params)
+        assert page.status_code == 400
+        assert "state mismatch" in page.text
+    assert proc.poll() is None  # still waiting
+    assert not any(r.path == "/oauth/token" for r in issuer.requests)
+    page = httpx.get(url, follow_redirects=True, timeout=30)  # the real browser comes back
+    assert page.url.path == "/success"
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert EMAIL in out
+    assert auth_path(env).exists()
 
 
 def test_plan_without_codex(tmp_path: Path, env: dict[str, str], issuer: FakeIssuer) -> None:
@@ -143,10 +155,25 @@ def test_plan_without_codex(tmp_path: Path, env: dict[str, str], issuer: FakeIss
     assert not auth_path(env).exists()
 
 
-def test_cancel_stops_a_waiting_login(tmp_path: Path, env: dict[str, str]) -> None:
+def cancel_url(proc: subprocess.Popen[str]) -> str:
+    """The cancel command the waiting login prints (with its per-login secret)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "/cancel?secret=" in line:
+            return line.split("curl ", 1)[1].strip().strip("'")
+    raise AssertionError("no cancel command printed")
+
+
+def test_cancel_needs_the_login_secret(tmp_path: Path, env: dict[str, str]) -> None:
     proc, url = start_login(env, tmp_path)
     base = query(url)["redirect_uri"].removesuffix("/auth/callback")
-    assert httpx.get(f"{base}/cancel").status_code == 200
+    cancel = cancel_url(proc)
+    assert cancel.startswith(f"{base}/cancel?secret=")
+    for params in ({}, {"secret": ""}, {"secret": "guess"}):
+        refused = httpx.get(f"{base}/cancel", params=params)
+        assert refused.status_code == 403
+    assert proc.poll() is None  # a web page cannot end the login
+    assert httpx.get(cancel).status_code == 200
     code, _, err = finish(proc)
     assert code == 1
     assert "cancelled" in err

@@ -213,3 +213,43 @@ def test_mock_logs_start_and_stop_once(tmp_path: Path) -> None:
     log = (tmp_path / f"gateway-{port}.log").read_text()
     assert log.count("Started server process") == 1
     assert log.count("Finished server process") == 1
+
+
+def test_refuses_cors_origins_without_token(tmp_path: Path) -> None:
+    """A listed website could spend the subscription from any visitor's browser."""
+    port = free_port()
+    for origins in ("*", "https://chat.example.com"):
+        result = subprocess.run(
+            [str(BIN / "codex-proxy"), "serve", "--mock", "--port", str(port)],
+            env=clean_env(tmp_path, CODEX_CORS_ORIGINS=origins),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "refusing to allow web pages (CODEX_CORS_ORIGINS) without CODEX_GATEWAY_TOKEN" in (
+            result.stderr
+        )
+        assert "CODEX_ALLOW_NO_AUTH=1" in result.stderr
+    allowed = clean_env(tmp_path, CODEX_CORS_ORIGINS="*", CODEX_ALLOW_NO_AUTH="1")
+    command = [str(BIN / "codex-proxy"), "serve", "--mock", "--port", str(port)]
+    with running(command, port, allowed, tmp_path) as url:
+        assert ask(url) == "Mock reply to: Say hello"
+
+
+@pytest.mark.parametrize(
+    ("origins", "token", "allow", "refused"),
+    [
+        ((), None, False, False),
+        (("*",), None, False, True),
+        (("https://a.example",), None, False, True),
+        (("*",), "tok", False, False),
+        (("*",), None, True, False),
+    ],
+)
+def test_refuse_reason_cors(
+    origins: tuple[str, ...], token: str | None, allow: bool, refused: bool
+) -> None:
+    settings = Settings(cors_origins=origins, gateway_token=token, allow_no_auth=allow)
+    assert (refuse_reason(settings) is not None) == refused

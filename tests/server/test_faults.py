@@ -643,3 +643,141 @@ def test_auth_json_unreadable_then_readable(
             path.chmod(0o600)
     write_auth_json(home)
     assert ask(gw.url, stream=False).content == "Mock reply to: hi"
+
+
+# -- the relay's reader fails in a way nobody planned: the client always hears of it ---------
+
+
+def ask_bounded(url: str, stream: bool, keepalives: int = 40) -> Outcome:
+    """Like :func:`ask`, but a stream that sends only keep-alives (a hung relay) is cut after
+    ``keepalives`` of them and fails the test instead of waiting forever."""
+    payload = body(stream)
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=payload, timeout=20) as response:
+        if response.headers.get("content-type", "").startswith("application/json"):
+            raw = json.loads(response.read())
+            error = raw.get("error")
+            return Outcome(response.status_code, response.headers, error, "", [])
+        lines: list[str] = []
+        seen = 0
+        for line in response.iter_lines():
+            seen += line == ": keep-alive"
+            assert seen < keepalives, "the stream hangs: keep-alives and nothing else"
+            if line:
+                lines.append(line)
+    error, parts = None, []
+    for line in lines:
+        if line.startswith("data: {"):
+            event = json.loads(line[len("data: ") :])
+            if "error" in event:
+                error = event["error"]
+            else:
+                parts += [c["delta"].get("content") or "" for c in event["choices"]]
+    return Outcome(response.status_code, response.headers, error, "".join(parts), lines)
+
+
+@pytest.fixture
+def ticking(make_gateway) -> Gateway:
+    return make_gateway(sse_keepalive_seconds=0.05)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_corrupt_gzip_body_is_a_502(
+    ticking: Gateway, upstream: FakeUpstream, stream: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    garbage = RawData(b"this is not gzip at all " * 8)
+    upstream.enqueue(Reply(events=[garbage], headers={"content-encoding": "gzip"}))
+    outcome = ask_bounded(ticking.url, stream)
+    assert outcome.status == 502
+    assert outcome.error is not None
+    assert outcome.error["code"] == "upstream_stream_failed"
+    assert outcome.error["type"] == "server_error"
+    assert "DecodingError" in outcome.error["message"]
+    assert any("DecodingError" in r.getMessage() for r in caplog.records)
+    still_serves(ticking, upstream)
+
+
+def test_reader_failure_after_content_ends_the_stream_with_an_error_event(
+    ticking: Gateway,
+    upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from codex_proxy.upstream.client import UpstreamStream
+
+    original = UpstreamStream.batches
+
+    async def broken(self: UpstreamStream) -> Any:
+        async for batch in original(self):
+            yield batch
+            if any(e.get("type") == "response.output_text.delta" for e in batch):
+                raise RuntimeError("reader bug")
+
+    monkeypatch.setattr(UpstreamStream, "batches", broken)
+    upstream.enqueue(Reply(events=[*started(), Pause(1.0)]))
+    outcome = ask_bounded(ticking.url, stream=True)
+    assert outcome.status == 200
+    assert outcome.content == "partial"
+    assert outcome.error is not None
+    assert outcome.error["code"] == "upstream_stream_failed"
+    assert "RuntimeError" in outcome.error["message"]
+    assert "data: [DONE]" not in outcome.lines
+    assert any("RuntimeError" in r.getMessage() or r.exc_info for r in caplog.records)
+
+
+# -- oversized answers: an event line over CODEX_MAX_EVENT_MB, a huge error body -------------
+
+
+@pytest.fixture
+def small_events(make_gateway) -> Gateway:
+    return make_gateway(max_event_mb=0.05, upstream_idle_timeout=IDLE)  # 52 KB
+
+
+TOO_LARGE = {
+    "one-line": [RawData(b"data: " + b"x" * 200_000 + b"\n\n")],
+    "line-never-ends": [RawData(b"data: " + b"x" * 200_000), Pause(IDLE * 20)],
+    "many-data-lines": [RawData(b"data: " + b"y" * 30_000 + b"\n") for _ in range(4)],
+}
+
+
+@pytest.mark.parametrize("case", list(TOO_LARGE))
+def test_event_over_the_limit_is_a_502(
+    small_events: Gateway, upstream: FakeUpstream, case: str
+) -> None:
+    expected = server_error(
+        "Upstream sent an event larger than this gateway accepts (0.05 MB, CODEX_MAX_EVENT_MB); "
+        "the answer is incomplete.",
+        "upstream_event_too_large",
+    )
+    upstream.enqueue(Reply(events=[*started(), *TOO_LARGE[case]]))
+    outcome = ask_bounded(small_events.url, stream=True)
+    assert (outcome.status, outcome.content, outcome.error) == (200, "partial", expected)
+    assert "data: [DONE]" not in outcome.lines
+    upstream.enqueue(Reply(events=[*started(), *TOO_LARGE[case]]))
+    outcome = ask_bounded(small_events.url, stream=False)
+    assert (outcome.status, outcome.error) == (502, expected)
+    still_serves(small_events, upstream)
+
+
+def test_event_under_the_limit_passes(small_events: Gateway, upstream: FakeUpstream) -> None:
+    upstream.enqueue(Reply(events=text_response("z" * 40_000)))
+    assert ask(small_events.url, stream=True).content == "z" * 40_000
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_huge_upstream_error_body_is_cut(gw: Gateway, upstream: FakeUpstream, stream: bool) -> None:
+    upstream.enqueue(Reply(status=500, body=b"e" * (3 * 1024 * 1024)))
+    outcome = ask(gw.url, stream=stream)
+    assert outcome.status == 502
+    assert outcome.error == server_error(
+        "Upstream answered HTTP 500 with an error body over 1 MB; it was not read.",
+        "upstream_error_too_large",
+    )
+    still_serves(gw, upstream)
+
+
+def test_corrupt_gzip_error_body(gw: Gateway, upstream: FakeUpstream) -> None:
+    upstream.enqueue(Reply(status=500, body=b"not gzip", headers={"content-encoding": "gzip"}))
+    outcome = ask(gw.url, stream=False)
+    assert outcome.status == 502
+    assert outcome.error == server_error("Upstream error (HTTP 500): Upstream answered HTTP 500.")
+    still_serves(gw, upstream)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from codex_proxy.mock.images import render_image
-from codex_proxy.server.image_files import FileSaver, ImageStore, history_resolver
+from codex_proxy.server.image_files import FileSaver, ImageStore
 
 from ..conftest import wait_for
 
@@ -73,13 +73,3 @@ def test_file_saver_writes_in_a_thread_and_flush_waits(tmp_path: Path) -> None:
     url = asyncio.run(run())
     name = url.rsplit("/", 1)[1]
     assert (store.folder / name).read_bytes() == data
-
-
-def test_history_resolver_reads_only_linked_files(tmp_path: Path) -> None:
-    store = ImageStore(tmp_path / "images")
-    stored(store.folder, OLD, 0)
-    messages = [{"role": "assistant", "content": f"![x](http://h/v1/images/files/{OLD})"}]
-    resolve = asyncio.run(history_resolver(store, messages))
-    uri = resolve(OLD)
-    assert uri is not None and uri.startswith("data:image/png;base64,")
-    assert resolve(FRESH) is None

@@ -33,6 +33,7 @@ from codex_proxy.mock.images import render_image
 from codex_proxy.mock.server import FakeUpstream, Reply
 from codex_proxy.mock.tokens import fake_jwt, id_token
 from codex_proxy.server import middleware as app_module
+from codex_proxy.server.image_files import ImageStore
 
 from ..conftest import ACCOUNT_ID, Gateway, start_gateway
 from ..processes import clean_env, free_port, running
@@ -709,3 +710,106 @@ def test_token_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> N
         b"Bearer right",
     ]
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [401, 401]
+
+
+# -- images in the chat history ----------------------------------------------------------------
+
+
+def test_image_history_reads_each_stored_file_once_and_only_when_needed(
+    make_gateway, upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many links to one stored file: counted before any read, each distinct file read once,
+    and nothing read when the history re-sends no image."""
+    reads: list[str] = []
+    original = ImageStore.data_uri
+
+    def counted(self: ImageStore, name: str) -> str | None:
+        reads.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(ImageStore, "data_uri", counted)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    name = ImageStore(folder).save_bytes(render_image(16, 16, "png", seed=1), "png")
+    link = f"![fox](http://127.0.0.1:8000/v1/images/files/{name})"
+
+    def ask(gw: Gateway, links: int) -> httpx.Response:
+        messages = [
+            USER[0],
+            {"role": "assistant", "content": " ".join([link] * links)},
+            {"role": "user", "content": "again"},
+        ]
+        return httpx.post(gw.url + CHAT, json={"model": MODEL, "messages": messages}, timeout=10)
+
+    def images_sent() -> int:
+        sent = upstream.responses_requests[-1].body["input"]
+        return sum(
+            part.get("type") == "input_image" for item in sent for part in item.get("content", [])
+        )
+
+    every = make_gateway(image_dir=folder, image_history="all", max_images=5)
+    assert ask(every, 3).status_code == 200
+    assert images_sent() == 3
+    assert reads == [name]
+
+    reads.clear()
+    refused = ask(every, 400)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "too_many_images"
+    assert "400 in this request" in refused.json()["error"]["message"]
+    assert reads == []
+    assert len(upstream.responses_requests) == 1
+
+    for mode, expected in (("none", 0), ("last", 1)):
+        gw = make_gateway(image_dir=folder, image_history=mode, max_images=5)
+        assert ask(gw, 400).status_code == 200
+        assert images_sent() == expected
+        assert reads == [name] * expected
+        reads.clear()
+
+
+# -- DNS rebinding: the Host header ------------------------------------------------------------
+
+REBOUND = "attacker.example:8000"
+
+
+def test_rebinding_host_is_refused_on_a_tokenless_loopback_gateway(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    """A page on attacker.example, its name pointed at 127.0.0.1, sends same-origin GETs with
+    no Origin: the Host header is what gives it away, on every path (/healthz too)."""
+    with httpx.Client(base_url=gateway.url, timeout=10) as http:
+        for path in ("/v1/status", "/v1/models", "/healthz"):
+            refused = http.get(path, headers={"host": REBOUND})
+            assert refused.status_code == 403, path
+            assert refused.json()["error"]["code"] == "host_not_allowed"
+            assert refused.json()["error"]["type"] == "permission_error"
+            assert "@" not in refused.text  # no account email
+        post = http.post(CHAT, content=chat_body(), headers={"host": "ATTACKER.example"})
+        assert post.status_code == 403
+        assert upstream.responses_requests == []
+        port = port_of(gateway)
+        for host in (f"localhost:{port}", "127.0.0.1", f"[::1]:{port}", "LocalHost"):
+            assert http.get("/healthz", headers={"host": host}).status_code == 200, host
+        assert http.get("/v1/status", headers={"host": f"127.0.0.1:{port}"}).status_code == 200
+
+
+def test_allowed_hosts_and_a_token_let_other_names_in(make_gateway, upstream: FakeUpstream) -> None:
+    listed = make_gateway(allowed_hosts=("codex.lan",))
+    with httpx.Client(base_url=listed.url, timeout=10) as http:
+        assert http.get("/healthz", headers={"host": "codex.lan:8000"}).status_code == 200
+        assert http.get("/healthz", headers={"host": "localhost"}).status_code == 200
+        assert http.get("/healthz", headers={"host": REBOUND}).status_code == 403
+    # With a token a rebinding page cannot read anything: it does not have the token. Any
+    # name is accepted, so a reverse proxy may pass its public name through.
+    tokened = make_gateway(gateway_token="tok-rebind")
+    with httpx.Client(base_url=tokened.url, timeout=10) as http:
+        assert http.get("/v1/status", headers={"host": REBOUND}).status_code == 401
+        authorized = {"host": "codex.example.com", "authorization": "Bearer tok-rebind"}
+        assert http.get("/v1/status", headers=authorized).status_code == 200
+
+
+def test_allowed_hosts_setting() -> None:
+    settings = load_settings(environ={"CODEX_ALLOWED_HOSTS": "Codex.LAN, box:8000, [::2]:80"})
+    assert settings.allowed_hosts == ("codex.lan", "box", "[::2]")
+    assert load_settings(environ={}).allowed_hosts == ()

@@ -14,6 +14,8 @@ from codex_proxy.translate.images import (
     apply_image_tool,
     check_option,
     decoded_size,
+    plan_image_history,
+    resolver_of,
     restore_image_history,
     should_inject_image_tool,
 )
@@ -353,3 +355,43 @@ def test_history_unknown_stored_link_stays_and_junk_passes_through() -> None:
     assert restore_image_history([answer(link)], "all", lambda name: None) == [answer(link)]
     assert restore_image_history("not a list", "all") == "not a list"
     assert restore_image_history([1, None, answer("plain")], "all") == [1, None, answer("plain")]
+
+
+def test_history_plan_counts_links_and_names_each_needed_file_once() -> None:
+    """The plan reads nothing; the restore then asks only for the planned files."""
+    a, b = f"{'a' * 32}.png", f"{'b' * 32}.png"
+    links = " ".join(f"![x](http://h/v1/images/files/{n})" for n in [a, b, a, a])
+    messages = [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": URI}}]},
+        answer(links),
+        {"role": "user", "content": "again"},
+    ]
+    plan = plan_image_history(messages, "all")
+    assert (plan.names, plan.images) == ((a, b), 5)
+    assert (
+        plan_image_history(messages, "last").names,
+        plan_image_history(messages, "last").images,
+    ) == ((a,), 2)
+    assert plan_image_history(messages, "none").names == ()
+    assert plan_image_history(messages, "none").images == 1
+    asked: list[str] = []
+
+    def spy(name: str) -> str:
+        asked.append(name)
+        return f"data:image/png;base64,{name[0].upper()}"
+
+    files = {name: spy(name) for name in plan.names}
+    restored = restore_image_history(messages, "all", resolver_of(files))
+    assert asked == [a, b]
+    assert restored[2]["content"] == [
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{c}"}} for c in "ABAA"
+    ]
+    none = restore_image_history(messages, "none", resolver_of({}))
+    assert none[1] == answer("[image 1] [image 2] [image 3] [image 4]")
+    assert len(none) == 3
+
+
+def test_history_planned_file_that_is_gone_stays_a_link() -> None:
+    link = f"![x](http://h/v1/images/files/{'c' * 32}.png)"
+    restored = restore_image_history([answer(link)], "all", resolver_of({f"{'c' * 32}.png": None}))
+    assert restored == [answer(link)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from httpx_sse._decoders import SSEDecoder as TextDecoder
 from httpx_sse._decoders import SSELineDecoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_proxy.upstream.sse import SSEDecoder
+from codex_proxy.config import load_settings
+from codex_proxy.upstream.sse import EventTooLarge, SSEDecoder
 
 LINES = st.sampled_from(
     [
@@ -69,3 +71,22 @@ def test_huge_line_in_many_pieces() -> None:
     for i in range(0, len(raw), 65536):
         events += decoder.feed(raw[i : i + 65536])
     assert [(name, bytes(data)) for name, data in events] == [("big", payload)]
+
+
+def test_an_event_over_the_limit_raises() -> None:
+    """The limit counts a line still arriving and an event's data lines together."""
+    decoder = SSEDecoder(max_bytes=100)
+    assert decoder.feed(b"data: " + b"a" * 90 + b"\n\n") == [("", b"a" * 90)]
+    with pytest.raises(EventTooLarge):
+        for _ in range(20):
+            decoder.feed(b"b" * 10)  # one line that never ends
+    decoder = SSEDecoder(max_bytes=100)
+    decoder.feed(b"data: " + b"c" * 60 + b"\n")
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"data: " + b"d" * 60 + b"\n")
+    assert SSEDecoder().feed(b"data: " + b"e" * 10_000 + b"\n\n")[0][1] == b"e" * 10_000
+
+
+def test_max_event_setting() -> None:
+    assert load_settings(environ={}).max_event_mb == 64
+    assert load_settings(environ={"CODEX_MAX_EVENT_MB": "8"}).max_event_mb == 8

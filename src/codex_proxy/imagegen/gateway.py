@@ -119,11 +119,11 @@ class Gateway:
         self.timeout = timeout
         self.log = log
         self.display = display_url(creds.base_url)
-        self._client: httpx.Client | None = None
+        self._clients: dict[bool, httpx.Client] = {}  # by "verifies TLS"
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        for client in self._clients.values():
+            client.close()
 
     # -- the two routes ----------------------------------------------------------------------
 
@@ -211,11 +211,14 @@ class Gateway:
 
     # -- HTTP and its failures ---------------------------------------------------------------
 
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = _make_client(self.creds.base_url, self.timeout)
-        return self._client
+    def client_for(self, url: str) -> httpx.Client:
+        """A client that checks certificates for any URL that may use TLS (an https URL, or
+        any URL when a proxy is configured); the one for plain http skips loading the CA
+        bundle (~45 ms of start-up) and never follows a redirect to https."""
+        secure = not url.lower().startswith("http://") or _proxy_configured()
+        if secure not in self._clients:
+            self._clients[secure] = _make_client(secure, self.timeout)
+        return self._clients[secure]
 
     def _send(
         self, method: str, path_or_url: str, *, allow_missing: bool = False, **kwargs: Any
@@ -231,7 +234,7 @@ class Gateway:
             headers = {}
         self.log(f"{method} {display_url(url)}")
         try:
-            response = self.client.request(method, url, headers=headers, **kwargs)
+            response = self.client_for(url).request(method, url, headers=headers, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise Failure(
                 EXIT_UNREACHABLE,
@@ -322,14 +325,14 @@ def timeout_failure(seconds: float) -> Failure:
     )
 
 
-def _make_client(base_url: str, timeout: float) -> httpx.Client:
+def _make_client(secure: bool, timeout: float) -> httpx.Client:
+    """``secure``: verify certificates. Only for plain http URLs with no proxy may it be
+    False (there are no certificates then); redirects are never followed, so such a client
+    never reaches an https URL."""
     import httpx
 
     limits = httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout))
-    # Plain http has no certificates to check: skip loading the CA bundle (~45 ms of start-up),
-    # unless a proxy from the environment may be reached over TLS.
-    plain = base_url.lower().startswith("http://") and not _proxy_configured()
-    return httpx.Client(timeout=limits, verify=not plain)
+    return httpx.Client(timeout=limits, verify=secure, follow_redirects=False)
 
 
 def _proxy_configured() -> bool:

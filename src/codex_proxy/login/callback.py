@@ -3,8 +3,12 @@
 A stdlib ``http.server`` on 127.0.0.1 in a background thread: ``login`` is a one-shot command,
 so nothing heavier is needed. It serves ``/auth/callback`` (checks ``state``, then lets the
 caller exchange the code, and only then tells the browser it worked), ``/success`` and
-``/cancel`` (stops a login left waiting, e.g. to free the port). Request lines are never logged:
-their query strings hold the authorization code.
+``/cancel?secret=...`` (stops a login left waiting, e.g. to free the port). Request lines are
+never logged: their query strings hold the authorization code.
+
+Any web page the user opens can send requests to this port, so neither a callback with a wrong
+``state`` nor a ``/cancel`` without this login's secret ends the login: the first gets a 400
+page, the second a 403, and the login keeps waiting for the real answer.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class CallbackServer:
     ) -> None:
         self._state = state
         self._complete = complete
+        self.cancel_secret = secrets.token_urlsafe(24)  # only the owning command knows it
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._success_served = threading.Event()
@@ -58,6 +63,10 @@ class CallbackServer:
     @property
     def redirect_uri(self) -> str:
         return f"http://localhost:{self.port}/auth/callback"
+
+    @property
+    def cancel_url(self) -> str:
+        return f"http://localhost:{self.port}/cancel?secret={self.cancel_secret}"
 
     def __enter__(self) -> CallbackServer:
         self._thread.start()
@@ -82,11 +91,13 @@ class CallbackServer:
         with self._lock:
             if self.outcome is not None:
                 return 400, _page("Already finished", "This sign-in has already finished.")
-            if not secrets.compare_digest(params.get("state", ""), self._state):
-                return self._fail(
-                    "The sign-in answer did not match this login (state mismatch). Run "
-                    "`codex-proxy login` again and use the newest browser tab."
+            if not secrets.compare_digest(params.get("state", "").encode(), self._state.encode()):
+                # Not this login's answer (any page can send one): refuse it, keep waiting.
+                message = (
+                    "The sign-in answer did not match this login (state mismatch). Use the "
+                    "URL the waiting `codex-proxy login` printed last."
                 )
+                return 400, _page("Sign-in failed", message)
             if "error" in params:
                 return self._fail(_error_message(params["error"], params.get("error_description")))
             code = params.get("code")
@@ -102,11 +113,15 @@ class CallbackServer:
     def on_success(self) -> str:
         return _page("Signed in", "codex-proxy is signed in. You can close this tab.")
 
-    def on_cancel(self) -> str:
+    def on_cancel(self, params: dict[str, str]) -> tuple[int, str]:
+        """Only the command that owns this login (it printed the secret) may cancel it."""
+        presented = params.get("secret", "").encode()
+        if not secrets.compare_digest(presented, self.cancel_secret.encode()):
+            return 403, _page("Refused", "This login can be cancelled only with its secret.")
         with self._lock:
             if self.outcome is None:
                 self._finish(Outcome(False, "The login was cancelled (/cancel)."))
-        return _page("Cancelled", "This codex-proxy login was cancelled.")
+        return 200, _page("Cancelled", "This codex-proxy login was cancelled.")
 
     def _fail(self, message: str, status: int = 400) -> tuple[int, str]:
         self._finish(Outcome(False, message))
@@ -145,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/success":
             self._send(200, owner.on_success())
         elif url.path == "/cancel":
-            self._send(200, owner.on_cancel())
+            self._send(*owner.on_cancel(params))
         else:
             self._send(404, _page("Not found", "Nothing here."))
         owner.settle(url.path)
@@ -175,7 +190,7 @@ def _bind(ports: Sequence[int]) -> _Server:
     listed = " and ".join(str(p) for p in ports)
     raise LoginError(
         f"Port {listed} {'is' if len(ports) == 1 else 'are'} in use (another login still "
-        f"waiting?). Stop it with `curl http://localhost:{ports[0]}/cancel`, or pass --port N."
+        "waiting?). Stop it with Ctrl-C or the cancel command it printed, or pass --port N."
     )
 
 

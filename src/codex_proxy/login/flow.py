@@ -60,6 +60,7 @@ def browser_login(
         if open_browser and not _open_browser(url):
             say("Could not open a browser: open the URL above yourself.")
         say(f"Waiting up to {timeout:g} s for the browser (Ctrl-C cancels)...")
+        say(f"To cancel it from elsewhere: curl '{server.cancel_url}'")
         outcome = server.wait(timeout)
     if outcome is None:
         raise LoginError(

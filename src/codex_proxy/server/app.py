@@ -20,13 +20,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from codex_proxy.config import Settings, load_settings
+from codex_proxy.config import Settings, checks_host, load_settings
 from codex_proxy.server import images
 from codex_proxy.server.chat import DROPPED_HEADER, chat_completions
 from codex_proxy.server.http import JSONResponse, error_response
 from codex_proxy.server.image_files import ImageStore, media_type, sweep_forever
 from codex_proxy.server.images_native import NativeImages
-from codex_proxy.server.middleware import BodyLimit, GatewayAuth, OriginGuard
+from codex_proxy.server.middleware import BodyLimit, GatewayAuth, HostGuard, OriginGuard
 from codex_proxy.server.models import ModelCatalog, get_model, list_models
 from codex_proxy.server.relay import internal_error
 from codex_proxy.server.request_log import (
@@ -161,6 +161,8 @@ def create_app(
             allow_headers=["*"],
             expose_headers=list(EXPOSED_HEADERS),
         )
+    if checks_host(settings):  # outside CORS: a rebinding page's preflight is refused too
+        app.add_middleware(HostGuard, extra=settings.allowed_hosts)
     stats = RequestStats()
     app.state.requests = stats
     app.add_middleware(RequestLog, stats=stats)  # outermost: 401s, 413s, preflights get a line

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyio import to_thread
 from starlette.requests import Request
 
 from codex_proxy.server.http import error_response, read_json
-from codex_proxy.server.image_files import history_resolver, image_renderer
+from codex_proxy.server.image_files import image_renderer
 from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import ChatCompletionRun
 from codex_proxy.server.request_log import note
-from codex_proxy.translate.errors import OpenAIError
-from codex_proxy.translate.images import IMAGE_TOOL, apply_image_tool, restore_image_history
+from codex_proxy.translate.errors import OpenAIError, too_many_images
+from codex_proxy.translate.images import (
+    IMAGE_TOOL,
+    apply_image_tool,
+    plan_image_history,
+    resolver_of,
+    restore_image_history,
+)
 from codex_proxy.translate.request import RequestOptions, translate_request
 from codex_proxy.upstream.auth import CHATGPT
 
@@ -33,8 +40,14 @@ async def chat_completions(request: Request) -> Any:
     if isinstance(body, dict) and isinstance(body.get("model"), str):
         note(model=body["model"], stream=body.get("stream") is True)  # for a refused request
     if isinstance(body, dict) and "messages" in body:
-        resolve = await history_resolver(state.images, body["messages"])
-        messages = restore_image_history(body["messages"], settings.image_history, resolve)
+        # Count first, then read each stored file the history re-sends once, off the loop.
+        plan = plan_image_history(body["messages"], settings.image_history)
+        if plan.images > settings.max_images:
+            return error_response(too_many_images(plan.images, settings.max_images))
+        files = await to_thread.run_sync(state.images.data_uris, plan.names) if plan.names else {}
+        messages = restore_image_history(
+            body["messages"], settings.image_history, resolver_of(files)
+        )
         body = {**body, "messages": messages}
     try:
         creds = await state.auth.credentials()

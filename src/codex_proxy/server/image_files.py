@@ -3,8 +3,8 @@ from answers, deleted after ``CODEX_IMAGE_TTL_DAYS``.
 
 Disk work never runs on the event loop: :class:`FileSaver` hands out a file's URL at once and
 writes it in a worker thread (the relay awaits :meth:`FileSaver.flush` before it sends the
-URL), history images are read in a thread by :func:`history_resolver`, and the sweep of old
-files runs in a thread from a background task of the app's lifespan.
+URL), the chat route reads history images in a thread (each planned file once), and the sweep
+of old files runs in a thread from a background task of the app's lifespan.
 
 The name is the capability: the files route serves them without the gateway token, so names are
 unguessable and only names of exactly our own shape are ever turned into a path (no ``..``, no
@@ -22,11 +22,10 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 
 from codex_proxy._files import write_atomic
@@ -37,7 +36,6 @@ log = logging.getLogger("codex_proxy")
 
 FILES_PATH = "/v1/images/files/"
 NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpeg|webp)$")
-_LINKED_NAME = re.compile(rb"/v1/images/files/([0-9a-f]{32}\.(?:png|jpeg|webp))")
 DAY = 86400.0
 SWEEP_INTERVAL = 3600.0  # seconds between two sweeps of expired files
 
@@ -104,8 +102,15 @@ class ImageStore:
         path = self.path(name)
         if path is None:
             return None
-        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
-        return data_uri(encoded, name.rsplit(".", 1)[1])
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return data_uri(base64.b64encode(data).decode("ascii"), name.rsplit(".", 1)[1])
+
+    def data_uris(self, names: Iterable[str]) -> dict[str, str | None]:
+        """Each named image once, as a data URI (None: gone). Blocking: run it in a thread."""
+        return {name: self.data_uri(name) for name in names}
 
 
 def media_type(name: str) -> str:
@@ -155,24 +160,6 @@ def image_renderer(
         max_bytes=int(settings.image_max_mb * 1024 * 1024),
         store=file_saver(settings, store, request),
     )
-
-
-async def history_resolver(store: ImageStore, messages: Any) -> Callable[[str], str | None]:
-    """The ``resolve`` for ``restore_image_history``: every stored image the messages link to,
-    read in one worker thread beforehand."""
-    if not isinstance(messages, list):
-        return lambda name: None
-    try:
-        raw = orjson.dumps(messages)
-    except orjson.JSONEncodeError:
-        return lambda name: None
-    names = {m.decode() for m in _LINKED_NAME.findall(raw)}
-    if not names:
-        return lambda name: None
-    found: Mapping[str, str | None] = await asyncio.to_thread(
-        lambda: {name: store.data_uri(name) for name in names}
-    )
-    return found.get
 
 
 async def sweep_forever(store: ImageStore, interval: float = SWEEP_INTERVAL) -> None:

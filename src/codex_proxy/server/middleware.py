@@ -13,6 +13,11 @@ and DNS rebinding even lets the page read the answers. SDKs, curl and servers se
 A chunked body (no length) is counted while the app reads it; the read that crosses the limit
 stops the app, and the client gets the same 413. Either way the gateway never holds more than
 the limit (plus one chunk) of a client's body in memory.
+
+:class:`HostGuard` refuses a ``Host`` header that is not a loopback name (or one of
+``CODEX_ALLOWED_HOSTS``). DNS rebinding points a site's own name at 127.0.0.1, so its pages
+can read the gateway's answers as same-origin: their GETs carry no ``Origin``, but every
+request carries the site's name in ``Host``.
 """
 
 from __future__ import annotations
@@ -112,6 +117,51 @@ class BodyLimit:
             await self.app(scope, counting_receive, send)
         except BodyTooLarge:
             await send_error(send, too_large(self.max_bytes), {"connection": "close"})
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+class HostGuard:
+    """ASGI middleware: 403 for a ``Host`` that is not a loopback name or an allowed one.
+
+    Every path is checked, ``/healthz`` too: nothing legitimate reaches a loopback gateway
+    by a foreign name, and a rebinding page should not learn that a gateway runs here. A
+    request without ``Host`` (HTTP/1.0) passes: browsers always send one.
+    """
+
+    def __init__(self, app: ASGIApp, extra: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = {name.encode("latin-1") for name in LOOPBACK_NAMES | set(extra)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = _header(scope, b"host")
+            if host is not None and host_name(host) not in self.allowed:
+                await send_error(send, host_refused(host.decode("latin-1")))
+                return
+        await self.app(scope, receive, send)
+
+
+def host_name(host: bytes) -> bytes:
+    """``Host`` without its port, in lower case: ``LocalHost:8000`` -> ``localhost``."""
+    host = host.strip().lower()
+    if host.startswith(b"["):
+        end = host.find(b"]")
+        return host[: end + 1] if end > 0 else host
+    return host.split(b":", 1)[0]
+
+
+def host_refused(host: str) -> OpenAIError:
+    """The 403 answer; names the knob that admits another name."""
+    return OpenAIError(
+        403,
+        f"Host {host[:100]!r} is not allowed: this gateway answers only to localhost, "
+        "127.0.0.1 and [::1] (and CODEX_ALLOWED_HOSTS), which stops DNS rebinding.",
+        "permission_error",
+        None,
+        "host_not_allowed",
+    )
 
 
 class OriginGuard:

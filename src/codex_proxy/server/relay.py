@@ -26,7 +26,7 @@ from codex_proxy._json import SLICE, dumps_parts
 from codex_proxy.server.image_files import flush_saves
 from codex_proxy.server.shutdown import Shutdown
 from codex_proxy.translate.aggregate import ChatCompletionBuilder
-from codex_proxy.translate.errors import OpenAIError, shutting_down
+from codex_proxy.translate.errors import OpenAIError, shutting_down, stream_failed
 from codex_proxy.translate.images import ImageRenderer
 from codex_proxy.translate.request import TranslatedRequest
 from codex_proxy.translate.stream import ChatStreamTranslator
@@ -164,7 +164,7 @@ class ChatCompletionRun:
         )
         async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
             headers = {**self.headers, **up.headers}
-            async with aclosing(up.events()) as events:
+            async with aclosing(_reported(up.events())) as events:
                 async for event in events:
                     builder.feed(event)
             result = builder.result()
@@ -188,7 +188,7 @@ class ChatCompletionRun:
         )
         async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
             headers = {**self.headers, **up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(up.batches(), self.keepalive_seconds)
+            ticking = _with_ticks(_reported(up.batches()), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
                     if item is _TICK:
@@ -315,6 +315,20 @@ async def cancelled_on_disconnect(
             undo()
 
 
+async def _reported(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The upstream's events, where any failure to read them is an OpenAIError (a 502 before
+    the first byte, an ``error`` event after) and a log line, never a silent end."""
+    try:
+        async with aclosing(items):
+            async for item in items:
+                yield item
+    except OpenAIError:
+        raise
+    except Exception as exc:
+        log.exception("reading the upstream answer failed")
+        raise stream_failed(type(exc).__name__, str(exc)) from None
+
+
 async def _with_ticks(
     batches: AsyncIterator[list[dict[str, Any]]], interval: float
 ) -> AsyncIterator[list[dict[str, Any]] | object]:
@@ -333,7 +347,7 @@ async def _with_ticks(
             async for batch in batches:
                 await channel.put(batch)
             await channel.put(_END)
-        except OpenAIError as error:
+        except Exception as error:  # every failure reaches the relay: a silent end would hang it
             await channel.put(error)
 
     reader = loop.create_task(pump())

@@ -94,6 +94,16 @@ def invalid_request(message: str, param: str | None = None, code: str | None = N
     return OpenAIError(400, message, "invalid_request_error", param, code)
 
 
+def too_many_images(count: int, limit: int) -> OpenAIError:
+    """A 400 for a request that would send more input images than ``CODEX_MAX_IMAGES``."""
+    return invalid_request(
+        f"Too many images: {count} in this request; this gateway accepts at most {limit} "
+        "(CODEX_MAX_IMAGES).",
+        "messages",
+        "too_many_images",
+    )
+
+
 def unauthorized(message: str, code: str = "invalid_api_key") -> OpenAIError:
     """A 401 for a client that did not present the gateway token."""
     return OpenAIError(401, message, "authentication_error", None, code)
@@ -140,6 +150,43 @@ def stream_truncated() -> OpenAIError:
         "server_error",
         None,
         "upstream_stream_truncated",
+    )
+
+
+def stream_failed(kind: str, detail: str) -> OpenAIError:
+    """Reading the upstream answer failed in a way no other error names (a body that does not
+    decode, a bug): ``kind`` is the exception's class name, ``detail`` its text."""
+    text = f"{kind}: {detail[:200]}" if detail else kind
+    return OpenAIError(
+        502,
+        f"Reading the upstream answer failed ({text}); the answer is incomplete.",
+        "server_error",
+        None,
+        "upstream_stream_failed",
+    )
+
+
+def event_too_large(limit_mb: float) -> OpenAIError:
+    """The upstream sent an event over ``CODEX_MAX_EVENT_MB``; it was not read to its end."""
+    return OpenAIError(
+        502,
+        f"Upstream sent an event larger than this gateway accepts ({limit_mb:g} MB, "
+        "CODEX_MAX_EVENT_MB); the answer is incomplete.",
+        "server_error",
+        None,
+        "upstream_event_too_large",
+    )
+
+
+def error_body_too_large(status: int, limit: int) -> OpenAIError:
+    """An upstream error answer whose body is over ``limit`` bytes: not read, not forwarded."""
+    return OpenAIError(
+        502,
+        f"Upstream answered HTTP {status} with an error body over {limit // (1024 * 1024)} MB; "
+        "it was not read.",
+        "server_error",
+        None,
+        "upstream_error_too_large",
     )
 
 

@@ -221,7 +221,60 @@ def _format_of(value: Any) -> str | None:
 # -- images in the chat history ------------------------------------------------------------
 
 
-Resolve = Callable[[str], str | None]  # stored file name -> data URI, or None if unknown
+Resolve = Callable[[str], "str | StoredImage | None"]
+"""stored file name -> its data URI; a :class:`StoredImage` for an image that is not re-sent
+(so it was not read); None for an unknown name, whose link stays as it is."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A link to one of our stored files, standing for the image without its bytes."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class HistoryPlan:
+    """What restoring the history needs, known before any file is read."""
+
+    names: tuple[str, ...]  # distinct stored files the history re-sends: read each one once
+    images: int  # image parts the request's user messages will carry (client's and re-sent)
+
+
+def plan_image_history(messages: Any, mode: str) -> HistoryPlan:
+    """The stored files :func:`restore_image_history` will need in ``mode``, and the images
+    the request will carry, so the caller can refuse too many images before reading a byte and
+    read each file once, off its event loop. A link counts as an image whether or not its file
+    still exists (that is only known by looking)."""
+    restored = restore_image_history(messages, mode, StoredImage)
+    if not isinstance(restored, list):
+        return HistoryPlan((), 0)
+    names: dict[str, None] = {}
+    images = 0
+    for message in restored:
+        if not isinstance(message, Mapping) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, Mapping) or part.get("type") != "image_url":
+                continue
+            images += 1
+            url = part.get("image_url")
+            url = url.get("url") if isinstance(url, Mapping) else url
+            if isinstance(url, StoredImage):
+                names[url.name] = None
+    return HistoryPlan(tuple(names), images)
+
+
+def resolver_of(files: Mapping[str, str | None]) -> Resolve:
+    """The resolver for :func:`restore_image_history` once the planned ``files`` are read
+    (name -> data URI, None for a file that is gone): any other link is an image that is not
+    re-sent."""
+
+    def resolve(name: str) -> str | StoredImage | None:
+        return files[name] if name in files else StoredImage(name)
+
+    return resolve
 
 
 def restore_image_history(messages: Any, mode: str, resolve: Resolve | None = None) -> Any:
@@ -232,13 +285,15 @@ def restore_image_history(messages: Any, mode: str, resolve: Resolve | None = No
     re-sent as an ``image_url`` part of a user message right after that assistant message:
     ``last`` re-sends only the most recent image, ``all`` every one, ``none`` none. Anything
     that is not a well-formed message list is returned as it is (validation happens later).
+    ``resolve`` turns a stored file's name into its data URI; the gateway reads the files
+    :func:`plan_image_history` names first and hands over :func:`resolver_of` them.
     """
     if not isinstance(messages, list) or not any(
         isinstance(m, Mapping) and m.get("role") == "assistant" for m in messages
     ):
         return messages
     counter = [0]
-    rewritten: list[tuple[Any, list[tuple[int, str]]]] = []
+    rewritten: list[tuple[Any, list[tuple[int, Any]]]] = []
     for message in messages:
         if isinstance(message, Mapping) and message.get("role") == "assistant":
             rewritten.append(_take_images(message, counter, resolve))
@@ -249,6 +304,8 @@ def restore_image_history(messages: Any, mode: str, resolve: Resolve | None = No
     for message, found in rewritten:
         out.append(message)
         keep = [uri for n, uri in found if mode == "all" or (mode == "last" and n == last)]
+        if resolve is not StoredImage:  # a real run: never send an image that was not read
+            keep = [uri for uri in keep if isinstance(uri, str)]
         if keep:
             parts = [{"type": "image_url", "image_url": {"url": uri}} for uri in keep]
             out.append({"role": "user", "content": parts})
@@ -257,9 +314,9 @@ def restore_image_history(messages: Any, mode: str, resolve: Resolve | None = No
 
 def _take_images(
     message: Mapping[str, Any], counter: list[int], resolve: Resolve | None
-) -> tuple[Any, list[tuple[int, str]]]:
+) -> tuple[Any, list[tuple[int, Any]]]:
     """The message with placeholders instead of images, and the (number, data URI) it held."""
-    found: list[tuple[int, str]] = []
+    found: list[tuple[int, Any]] = []
 
     def replace(match: re.Match[str]) -> str:
         target = match.group("target")
@@ -317,7 +374,7 @@ def _entry_url(entry: Any) -> str | None:
     return url if isinstance(url, str) else None
 
 
-def _entry_data_uri(url: str | None, resolve: Resolve | None) -> str | None:
+def _entry_data_uri(url: str | None, resolve: Resolve | None) -> str | StoredImage | None:
     if url is None:
         return None
     if url.startswith("data:image/"):

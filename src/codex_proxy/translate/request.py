@@ -33,7 +33,7 @@ from codex_proxy.translate.checks import (
     req_str,
     type_error,
 )
-from codex_proxy.translate.errors import invalid_request
+from codex_proxy.translate.errors import invalid_request, too_many_images
 from codex_proxy.translate.messages import (
     IMAGE_DETAILS,
     chat_messages,
@@ -237,12 +237,7 @@ def _check_image_count(items: list[dict[str, Any]], limit: int | None) -> None:
         if part.get("type") == "input_image"
     )
     if count > limit:
-        raise invalid_request(
-            f"Too many images: {count} in this request; this gateway accepts at most {limit} "
-            "(CODEX_MAX_IMAGES).",
-            "messages",
-            "too_many_images",
-        )
+        raise too_many_images(count, limit)
 
 
 def _reject_unsupported(chat: Mapping[str, Any]) -> None:

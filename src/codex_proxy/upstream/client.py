@@ -7,6 +7,7 @@ The read timeout is the idle gap allowed between two upstream events, not a tota
 
 from __future__ import annotations
 
+import logging
 import platform
 import re
 import urllib.request
@@ -26,8 +27,10 @@ from codex_proxy.upstream import client_version
 from codex_proxy.upstream.auth import CHATGPT, AuthProvider, Credentials
 from codex_proxy.upstream.client_version import ClientVersion
 from codex_proxy.upstream.rate_limits import RateLimits
-from codex_proxy.upstream.sse import Event, SSEDecoder
+from codex_proxy.upstream.sse import Event, EventTooLarge, SSEDecoder
 from codex_proxy.upstream.wire import WireTransport
+
+log = logging.getLogger("codex_proxy")
 
 FORWARDED_HEADERS = ("x-request-id", "x-oai-request-id")
 STALE_CONNECTION_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -36,6 +39,8 @@ _HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,256}")
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer token may hold (RFC 6750 is stricter)
 FORWARDED_PREFIX = "x-codex-"
 RATE_LIMITS_EVENT = "codex.rate_limits"
+MAX_ERROR_BODY = 1024 * 1024  # an upstream error answer larger than this is not read on
+MB = 1024 * 1024
 
 
 class UpstreamStream:
@@ -46,10 +51,12 @@ class UpstreamStream:
         response: httpx.Response,
         idle_timeout: float,
         rate_limits: RateLimits | None = None,
+        max_event_mb: float = 64.0,
     ) -> None:
         self._response = response
         self._idle_timeout = idle_timeout
         self._rate_limits = rate_limits
+        self._max_event_mb = max_event_mb
         self.headers = forwarded_headers(response.headers)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
@@ -62,7 +69,7 @@ class UpstreamStream:
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """The events as :meth:`events` has them, in lists: all the events one network read
         completed, so a relay can write them to its client at once."""
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(int(self._max_event_mb * MB))
         try:
             async for raw in self._response.aiter_bytes():
                 batch, done = _parse_events(decoder.feed(raw))
@@ -74,6 +81,9 @@ class UpstreamStream:
                     yield batch
                 if done:
                     return
+        except EventTooLarge:
+            log.warning("upstream event over CODEX_MAX_EVENT_MB (%g MB)", self._max_event_mb)
+            raise errors.event_too_large(self._max_event_mb) from None
         except httpx.TimeoutException:
             raise errors.upstream_timeout(self._idle_timeout) from None
         except httpx.TransportError as exc:
@@ -85,6 +95,9 @@ class UpstreamStream:
                 None,
                 "upstream_stream_truncated",
             ) from None
+        except httpx.HTTPError as exc:  # a body that does not decode (a corrupt gzip)
+            log.warning("upstream answer unreadable: %s: %s", type(exc).__name__, exc)
+            raise errors.stream_failed(type(exc).__name__, str(exc)) from None
 
 
 def _parse_events(events: list[Event]) -> tuple[list[dict[str, Any]], bool]:
@@ -193,7 +206,12 @@ class UpstreamClient:
         """
         async with self._answered(creds, "/responses", encode_body(body), session_id) as response:
             await self._raise_for_status(response)
-            yield UpstreamStream(response, self.settings.upstream_idle_timeout, self.rate_limits)
+            yield UpstreamStream(
+                response,
+                self.settings.upstream_idle_timeout,
+                self.rate_limits,
+                self.settings.max_event_mb,
+            )
 
     async def post_json(
         self, creds: Credentials, path: str, body: Mapping[str, Any], session_id: str | None
@@ -203,18 +221,26 @@ class UpstreamClient:
         after a 401 and the same error mapping as :meth:`open_stream`; raises OpenAIError."""
         accept = "application/json"
         async with self._answered(creds, path, encode_body(body), session_id, accept) as response:
+            ok = response.status_code == 200
+            limit = int(self.settings.max_event_mb * MB) if ok else MAX_ERROR_BODY
             try:
-                raw = await response.aread()
+                raw, complete = await read_capped(response, limit)
             except httpx.TimeoutException:
                 raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
             except httpx.TransportError as exc:
                 raise errors.connection_failed(_reason(exc)) from None
-            if response.status_code != 200:
-                error = errors.from_upstream_response(
-                    response.status_code, raw, response.headers, self._context()
+            if not ok:
+                error = (
+                    errors.from_upstream_response(
+                        response.status_code, raw, response.headers, self._context()
+                    )
+                    if complete
+                    else errors.error_body_too_large(response.status_code, MAX_ERROR_BODY)
                 )
                 error.headers.update(forwarded_headers(response.headers))
                 raise error
+            if not complete:
+                raise errors.event_too_large(self.settings.max_event_mb)
             try:
                 data = loads_large(raw) if len(raw) >= LARGE else orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -247,18 +273,8 @@ class UpstreamClient:
     async def fetch_models(self, creds: Credentials) -> list[dict[str, Any]]:
         """The backend's model catalog (``{"models": [...]}``); raises OpenAIError on failure."""
         url = f"{self.settings.base_url_for(creds.mode)}/models"
-        try:
-            response = await self._http.get(
-                url,
-                params={"client_version": self.version.value},
-                headers=self._headers(creds, None, accept="application/json"),
-            )
-        except httpx.TimeoutException:
-            raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
-        except httpx.TransportError as exc:
-            raise errors.connection_failed(_reason(exc)) from None
-        self._observe(response)
-        data = self._json_answer(response, "model catalog")
+        params = {"client_version": self.version.value}
+        data = await self._get_json(creds, url, "model catalog", params)
         models = data.get("models")
         if not isinstance(models, list):
             raise errors.malformed_event("model catalog has no models list")
@@ -268,25 +284,44 @@ class UpstreamClient:
         """The ChatGPT backend's usage windows (``GET .../wham/usage``), without spending a
         request on /responses; raises OpenAIError on failure."""
         url = usage_url(self.settings.base_url_for(creds.mode))
+        return await self._get_json(creds, url, "usage endpoint")
+
+    async def _get_json(
+        self, creds: Credentials, url: str, what: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """GET a JSON object, read as a stream and capped (``CODEX_MAX_EVENT_MB`` for an
+        answer, 1 MB for an error), so a runaway body never sits in memory; any failure as
+        its OpenAIError."""
+        request = self._http.build_request(
+            "GET", url, params=params, headers=self._headers(creds, None, accept="application/json")
+        )
         try:
-            response = await self._http.get(
-                url, headers=self._headers(creds, None, accept="application/json")
-            )
+            response = await self._http.send(request, stream=True)
         except httpx.TimeoutException:
             raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
         except httpx.TransportError as exc:
             raise errors.connection_failed(_reason(exc)) from None
-        self._observe(response)
-        return self._json_answer(response, "usage endpoint")
-
-    def _json_answer(self, response: httpx.Response, what: str) -> dict[str, Any]:
-        """The JSON object of a 200 answer; any other answer as its OpenAIError."""
-        if response.status_code != 200:
-            raise errors.from_upstream_response(
-                response.status_code, response.content, response.headers, self._context()
-            )
         try:
-            data = orjson.loads(response.content)
+            self._observe(response)
+            ok = response.status_code == 200
+            limit = int(self.settings.max_event_mb * MB) if ok else MAX_ERROR_BODY
+            content, complete = await read_capped(response, limit)
+        except httpx.TimeoutException:
+            raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
+        except httpx.HTTPError as exc:
+            raise errors.stream_failed(type(exc).__name__, str(exc)) from None
+        finally:
+            await response.aclose()
+        if not ok:
+            if not complete:
+                raise errors.error_body_too_large(response.status_code, MAX_ERROR_BODY)
+            raise errors.from_upstream_response(
+                response.status_code, content, response.headers, self._context()
+            )
+        if not complete:
+            raise errors.event_too_large(self.settings.max_event_mb)
+        try:
+            data = orjson.loads(content)
         except orjson.JSONDecodeError:
             raise errors.malformed_event(f"{what} is not JSON") from None
         if not isinstance(data, dict):
@@ -301,12 +336,16 @@ class UpstreamClient:
         status = response.status_code
         if status == 200 and "text/event-stream" in response.headers.get("content-type", ""):
             return
+        limit = MAX_ERROR_BODY
         try:
-            body = await response.aread()
-        except httpx.TimeoutException:
-            body = b""
-        except httpx.TransportError:
-            body = b""
+            body, complete = await read_capped(response, limit)
+        except httpx.HTTPError:  # a dropped connection, a corrupt gzip: the status still speaks
+            body, complete = b"", True
+        if not complete:
+            log.warning("upstream HTTP %s error body over %d bytes: not read", status, limit)
+            error = errors.error_body_too_large(status, MAX_ERROR_BODY)
+            error.headers.update(forwarded_headers(response.headers))
+            raise error
         if status == 200:
             raise OpenAIError(
                 502,
@@ -450,6 +489,19 @@ def forwarded_headers(headers: httpx.Headers) -> dict[str, str]:
         if lowered.startswith(FORWARDED_PREFIX) or lowered in FORWARDED_HEADERS:
             out[lowered] = value
     return out
+
+
+async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of a streamed body, and whether that was all of it; read no
+    further, so a huge body never sits in memory."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts), False
+        parts.append(chunk)
+    return b"".join(parts), True
 
 
 def _reason(exc: httpx.TransportError) -> str:

@@ -14,12 +14,37 @@ Event = tuple[str, bytes | bytearray]
 """The event name (``""`` when the event had no ``event:`` field) and its data."""
 
 
+class EventTooLarge(ValueError):
+    """An event (its data lines together, or one line still arriving) grew past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an event is larger than {limit} bytes")
+        self.limit = limit
+
+
 class SSEDecoder:
-    """Feed bytes as they arrive; get the events they complete."""
+    """Feed bytes as they arrive; get the events they complete.
 
-    __slots__ = ("_data", "_event", "_last_id", "_pending", "_retry", "_trailing_cr")
+    ``max_bytes`` bounds what one event may hold in memory (its data lines together, or a line
+    not ended yet): past it, :meth:`feed` raises :class:`EventTooLarge`. Images arrive as one
+    line of tens of MB, so the limit is generous, but without one an upstream line that never
+    ends would grow until memory runs out.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "_data",
+        "_data_size",
+        "_event",
+        "_last_id",
+        "_max",
+        "_pending",
+        "_retry",
+        "_trailing_cr",
+    )
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self._max = max_bytes
+        self._data_size = 0  # bytes in self._data
         self._pending = bytearray()  # the line not ended yet: grows in place, never joined
         self._trailing_cr = False  # the last read ended in "\r": a "\n" next is the same break
         self._event = b""
@@ -41,6 +66,7 @@ class SSEDecoder:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if b"\n" not in chunk:
             self._pending += chunk
+            self._check(len(self._pending))
             return []
         lines = chunk.split(b"\n")
         first = 0
@@ -52,6 +78,7 @@ class SSEDecoder:
         rest = lines.pop()
         if rest:
             self._pending += rest
+            self._check(len(self._pending))
         out: list[Event] = []
         for line in lines[first:] if first else lines:
             if line:
@@ -65,7 +92,7 @@ class SSEDecoder:
         buffer it grew in, minus its field name, so a 20 MB image is never copied here."""
         if line.startswith(b"data:"):
             del line[: 6 if line[5:6] == b" " else 5]  # cheap: bytearray drops its head in place
-            self._data.append(line)
+            self._add_data(line)
         else:
             self._field(bytes(line))
 
@@ -75,12 +102,13 @@ class SSEDecoder:
         event = (self._event.decode("utf-8", "replace"), joined)
         self._event = b""
         self._data = []
+        self._data_size = 0
         self._retry = False  # as the spec says, the last event id is kept
         return event
 
     def _field(self, line: bytes) -> None:
         if line.startswith(b"data:"):  # the hot path
-            self._data.append(line[6 if line[5:6] == b" " else 5 :])
+            self._add_data(line[6 if line[5:6] == b" " else 5 :])
             return
         if line[:1] == b":":
             return
@@ -90,7 +118,7 @@ class SSEDecoder:
         if name == b"event":
             self._event = value
         elif name == b"data":  # a bare "data" line: an empty data field
-            self._data.append(value)
+            self._add_data(value)
         elif name == b"id":
             if b"\0" not in value:
                 self._last_id = value
@@ -100,3 +128,14 @@ class SSEDecoder:
             except ValueError:
                 return
             self._retry = True
+
+    def _add_data(self, value: bytes | bytearray) -> None:
+        self._data.append(value)
+        self._data_size += len(value) + 1
+        self._check(self._data_size)
+
+    def _check(self, size: int) -> None:
+        if self._max is not None and size > self._max:
+            self._pending = bytearray()  # nothing more is read from this stream
+            self._data = []
+            raise EventTooLarge(self._max)
