@@ -382,3 +382,31 @@ def test_disconnect_cancels_upstream_and_saves_nothing(
     assert rid.startswith("resp_")
     with pytest.raises(openai.NotFoundError):
         gateway.client().responses.retrieve(rid)
+
+
+def test_api_key_mode_forwards_and_keeps_nothing(make_gateway, tmp_path) -> None:
+    with FakeUpstream(strict=False) as open_upstream:
+        gw = make_gateway(
+            auth_mode="api_key",
+            openai_api_key="sk-test-key",
+            codex_home=tmp_path,
+            upstream_base_url=open_upstream.url,
+        )
+        s = ResponseScript(response_id="resp_public")
+        s.start()
+        s.message(["keyed"])
+        s.completed(with_output=True)
+        open_upstream.enqueue(Reply(events=s.events))
+        response = gw.client().responses.create(
+            model=MODEL, input="hi", temperature=0.3, previous_response_id="resp_earlier"
+        )
+        sent = open_upstream.responses_requests[-1]
+        with pytest.raises(openai.NotFoundError):  # the public API is asked, not a local store
+            gw.client().responses.retrieve(response.id)
+        asked = open_upstream.requests[-1]
+    assert response.output_text == "keyed" and response.id == "resp_public"
+    assert sent.headers["authorization"] == "Bearer sk-test-key"
+    assert sent.body["temperature"] == 0.3
+    assert sent.body["previous_response_id"] == "resp_earlier"
+    assert sent.body["input"] == "hi" and sent.body["stream"] is True
+    assert (asked.method, asked.path) == ("GET", "/responses/resp_public")
