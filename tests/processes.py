@@ -24,6 +24,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment without any CODEX_/OPENAI_ settings of the machine running the tests."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "OPENAI_"))}
     env["CODEX_HOME"] = str(tmp_path / "codex-home")
+    env["CODEX_DATA_DIR"] = str(tmp_path / "data")  # the response store, never the real home
     env.update(extra)
     return env
 
