@@ -111,10 +111,14 @@ def codex_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def base_settings(fake: FakeUpstream, codex_home: Path) -> Settings:
-    """chatgpt mode against the fake upstream, as a logged-in user would run it."""
+def base_settings(
+    fake: FakeUpstream, codex_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """chatgpt mode against the fake upstream, as a logged-in user would run it (data, the
+    response store included, in a temporary folder, never the real home)."""
     return Settings(
         codex_home=codex_home,
+        data_dir=tmp_path_factory.mktemp("codex-data"),
         auth_mode="chatgpt",
         upstream_base_url=fake.url,
         refresh_token_url=f"{fake.url}/oauth/token",

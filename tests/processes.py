@@ -26,6 +26,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "OPENAI_"))}
     env["CODEX_HOME"] = str(tmp_path / "codex-home")
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # not the real settings file of the user
+    env["CODEX_DATA_DIR"] = str(tmp_path / "data")  # the response store, never the real home
     env.update(extra)
     return env
 

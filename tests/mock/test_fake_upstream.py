@@ -655,3 +655,41 @@ def test_usage_endpoint(fake: FakeUpstream, http: httpx.Client) -> None:
     http.post("/_mock/usage", json={"status": 500, "body": {"detail": "down"}})
     assert http.get("/wham/usage").status_code == 500
     assert http.get("/wham/usage", headers={"authorization": ""}).status_code == 401
+
+
+# -- statelessness (protocol.md 7.1-7.2) and compaction (7.4) --------------------------------
+
+
+def test_refuses_previous_response_id(fake: FakeUpstream, http: httpx.Client) -> None:
+    answer = http.post("/responses", json=valid_body(previous_response_id="resp_1"))
+    assert answer.status_code == 400
+    assert answer.json() == {"detail": "Unsupported parameter: previous_response_id"}
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"type": "item_reference", "id": "msg_1"},
+        {"type": "image_generation_call", "id": "ig_1"},
+        {"type": "message", "id": "msg_2", "role": "user", "content": "hi"},
+    ],
+)
+def test_items_with_server_ids_are_not_found(
+    fake: FakeUpstream, http: httpx.Client, item: dict[str, Any]
+) -> None:
+    answer = http.post("/responses", json=valid_body(input=[item]))
+    assert answer.status_code == 404
+    assert answer.json()["detail"].startswith(f"Item with id '{item['id']}' not found.")
+    assert fake.queued == 0 and len(fake.responses_requests) == 1
+
+
+def test_compact_answers_user_messages_and_a_compaction(
+    fake: FakeUpstream, http: httpx.Client
+) -> None:
+    body = {"model": "gpt-5-codex", "instructions": "", "input": USER_HELLO}
+    answer = http.post("/responses/compact", json=body)
+    assert answer.status_code == 200
+    output = answer.json()["output"]
+    assert output[:-1] == [i for i in USER_HELLO if i.get("role") == "user"]
+    assert output[-1]["type"] == "compaction" and output[-1]["encrypted_content"]
+    assert fake.responses_requests == []  # not a /responses call

@@ -59,6 +59,7 @@ __all__ = [
     "RawData",
     "RecordedRequest",
     "Reply",
+    "compact_reply",
     "default_reply",
     "encode_event",
     "reply_from_json",
@@ -142,11 +143,52 @@ def strict_error(request: RecordedRequest) -> Reply | None:
     body = request.body
     if not isinstance(body, dict):
         return _detail("Request body must be a JSON object")
+    stateless = _check_stateless(body)
+    if stateless is not None:
+        return stateless
     for check in (_check_flags, _check_params, _check_input, _check_tools, _check_call_pairs):
         message = check(body)
         if message:
             return _detail(message)
     return None
+
+
+_NOT_PERSISTED = (
+    "Item with id '{}' not found. Items are not persisted when `store` is set to false. "
+    "Try again with `store` set to true, or remove this item from your input."
+)
+
+
+def _check_stateless(body: dict[str, Any]) -> Reply | None:
+    """protocol.md 7.1-7.2: nothing is kept over HTTP, so a chain or a server-side item id
+    cannot be resolved (400 for the parameter, 404 for the item)."""
+    for name in ("previous_response_id", "conversation"):
+        if body.get(name) is not None:
+            return _detail(f"Unsupported parameter: {name}")
+    if body.get("background") is True:
+        return _detail("Unsupported parameter: background")
+    items = body.get("input")
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and (item.get("type") == "item_reference" or "id" in item):
+            return _detail(_NOT_PERSISTED.format(item.get("id")), status=404)
+    return None
+
+
+def compact_reply(request: RecordedRequest) -> Reply:
+    """``POST {base}/responses/compact`` (protocol.md 7.4): the user messages of the input,
+    then one opaque ``compaction`` item standing for everything else."""
+    body = request.body if isinstance(request.body, dict) else {}
+    items = body.get("input")
+    if not isinstance(items, list):
+        return _detail("Input must be a list")
+    stateless = _check_stateless(body)
+    if stateless is not None:
+        return stateless
+    users = [i for i in items if isinstance(i, dict) and i.get("role") == "user"]
+    digest = zlib.crc32(request.raw)
+    compaction = {"type": "compaction", "encrypted_content": f"gAAAA-mock-compaction-{digest:08x}"}
+    used = usage(input_tokens=max(1, len(request.raw) // 4), output_tokens=8)
+    return Reply(body={"output": [*users, compaction], "usage": used})
 
 
 def _check_flags(body: dict[str, Any]) -> str | None:
@@ -211,6 +253,10 @@ def _check_call_pairs(body: dict[str, Any]) -> str | None:
 
 def _is_responses_post(request: RecordedRequest) -> bool:
     return request.method == "POST" and _last_segment(request.path) == "responses"
+
+
+def _is_compact_post(request: RecordedRequest) -> bool:
+    return request.method == "POST" and request.path.rstrip("/").endswith("/responses/compact")
 
 
 def _is_token_post(request: RecordedRequest) -> bool:
@@ -983,6 +1029,8 @@ class FakeUpstream:
             with self._lock:
                 queued = self._images_queue.popleft() if self._images_queue else None
             return queued if queued is not None else native_image_reply(request)
+        if _is_compact_post(request):
+            return compact_reply(request)
         if not _is_responses_post(request):
             return _detail("Not Found", status=404)
         refused = self._backend_refusal(request)

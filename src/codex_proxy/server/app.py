@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from codex_proxy.config import Settings, checks_host, load_settings
-from codex_proxy.server import images
+from codex_proxy.server import images, responses
 from codex_proxy.server.chat import DROPPED_HEADER, chat_completions
 from codex_proxy.server.http import JSONResponse, error_response
 from codex_proxy.server.image_files import ImageStore, media_type, sweep_forever
@@ -37,6 +37,7 @@ from codex_proxy.server.request_log import (
 )
 from codex_proxy.server.shutdown import Shutdown
 from codex_proxy.server.status import status
+from codex_proxy.store import open_store, prune_periodically
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.upstream import client_version
@@ -92,6 +93,19 @@ def routes() -> list[Route]:
             Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
             Route(f"{prefix}/images/generations", images.generations, methods=["POST"]),
             Route(f"{prefix}/images/edits", images.edits, methods=["POST"]),
+            Route(f"{prefix}/responses", responses.create_response, methods=["POST"]),
+            Route(f"{prefix}/responses/compact", responses.compact_response, methods=["POST"]),
+            Route(f"{prefix}/responses/{{response_id}}", responses.get_response, methods=["GET"]),
+            Route(
+                f"{prefix}/responses/{{response_id}}",
+                responses.delete_response,
+                methods=["DELETE"],
+            ),
+            Route(
+                f"{prefix}/responses/{{response_id}}/input_items",
+                responses.list_input_items,
+                methods=["GET"],
+            ),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(f"{prefix}/status", status, methods=["GET"]),
             Route(f"{prefix}/models/{{model_id:path}}", get_model, methods=["GET"]),
@@ -119,6 +133,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state.image_jobs = asyncio.Semaphore(settings.image_concurrency)
     state.native_images = NativeImages(settings.images_route)
     state.shutdown.hook_signals()
+    store = state.store = open_store(settings)
+    pruning = asyncio.create_task(prune_periodically(store)) if store is not None else None
     log.info(
         "codex-proxy ready: %s; upstream %s; client version %s",
         auth.describe(),
@@ -129,12 +145,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
+        await _stop(sweeper, pruning)
         state.shutdown.end()  # whatever still runs (uvicorn's own timeout cancelled it)
         state.shutdown.unhook_signals()
+        if store is not None:
+            await store.close()
         await http.aclose()
+
+
+async def _stop(*tasks: asyncio.Task[None] | None) -> None:
+    """Cancel the lifespan's background tasks and wait until they are gone."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 def create_app(
@@ -157,7 +181,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["*"],
             expose_headers=list(EXPOSED_HEADERS),
         )

@@ -362,6 +362,62 @@ class UpstreamClient:
         error.headers.update(forwarded_headers(response.headers))
         raise error
 
+    async def request_json(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Any:
+        """One plain JSON call to ``{base}{path}`` (``/responses/compact``, and in api_key mode
+        ``GET``/``DELETE /responses/{id}``): same headers, one transparent retry after a 401
+        when fresher credentials exist, errors as ``OpenAIError``. Returns the parsed answer
+        (None for an empty body)."""
+        content = None if body is None else encode_body(body)
+        response = await self._json_call(creds, method, path, content, params, session_id)
+        if response.status_code == 401:
+            fresh = await self.auth.after_unauthorized(creds)
+            if fresh is not None:
+                response = await self._json_call(fresh, method, path, content, params, session_id)
+        self._observe(response)
+        if response.status_code >= 300:
+            error = errors.from_upstream_response(
+                response.status_code, response.content, response.headers
+            )
+            error.headers.update(forwarded_headers(response.headers))
+            raise error
+        if not response.content:
+            return None
+        try:
+            return loads_large(response.content)
+        except orjson.JSONDecodeError:
+            raise errors.malformed_event(f"{path} answer is not JSON") from None
+
+    async def _json_call(
+        self,
+        creds: Credentials,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, Any] | None,
+        session_id: str | None,
+    ) -> httpx.Response:
+        url = f"{self.settings.base_url_for(creds.mode)}{path}"
+        headers = self._headers(creds, session_id, accept="application/json")
+        if content is None:
+            headers.pop("Content-Type", None)
+        try:
+            return await self._http.request(
+                method, url, content=content, params=params, headers=headers
+            )
+        except httpx.TimeoutException:
+            raise errors.upstream_timeout(self.settings.upstream_idle_timeout) from None
+        except httpx.TransportError as exc:
+            raise errors.connection_failed(_reason(exc)) from None
+
     def _observe(self, response: httpx.Response) -> None:
         """Tell the access log what the upstream answered; keep its usage-limit headers."""
         if self._on_answer is not None:

@@ -1,0 +1,487 @@
+"""``/v1/responses``: the Responses API, with the conversation kept by the gateway.
+
+The ChatGPT backend keeps nothing over HTTP (protocol.md 7.1), so on ChatGPT credentials every
+turn is replayed in full: the stored chain of ``previous_response_id`` (``store/``), then the
+new input with its item references resolved (``translate/responses_history.py``). A completed
+turn is saved before its last event goes out, so a client that chains at once finds it. With an
+API key the body goes to the public API nearly as sent, and it stores and chains itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from codex_proxy._json import dumps_parts
+from codex_proxy.server.chat import DROPPED_HEADER
+from codex_proxy.server.http import JSONResponse, error_response, read_json
+from codex_proxy.server.models import default_model_for
+from codex_proxy.server.relay import (
+    _TICK,
+    KEEPALIVE,
+    SSE_HEADERS,
+    _start_event_stream,
+    _with_ticks,
+    cancelled_on_disconnect,
+    coalesce,
+    internal_error,
+    json_response_parts,
+    send_error,
+)
+from codex_proxy.server.request_log import note
+from codex_proxy.store import (
+    ChainError,
+    InvalidListParameter,
+    ResponseStore,
+    StoredResponseNotFound,
+    StoredTurn,
+)
+from codex_proxy.translate import errors
+from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.translate.request import RequestOptions
+from codex_proxy.translate.responses_compact import compacted_response, prepare_compact_request
+from codex_proxy.translate.responses_history import (
+    assemble_input,
+    referenced_ids,
+    resolve_references,
+)
+from codex_proxy.translate.responses_request import (
+    PreparedResponse,
+    ResponsesOptions,
+    prepare_responses_request,
+)
+from codex_proxy.translate.responses_stream import (
+    LIFECYCLE,
+    ResponsesRelay,
+    sse_frame,
+    strip_encrypted,
+)
+from codex_proxy.upstream.auth import CHATGPT, Credentials
+from codex_proxy.upstream.client import UpstreamClient
+
+log = logging.getLogger("codex_proxy")
+
+CACHE_KEY_FIELD = "_codex_proxy_prompt_cache_key"
+"""Private field of a stored Response: the conversation's cache key, carried to each turn."""
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+def response_id() -> str:
+    """The gateway's own id: the upstream's are not unique across turns (nor kept)."""
+    return "resp_" + secrets.token_hex(24)
+
+
+# ----------------------------------------------------------------------------- POST
+
+
+async def create_response(request: Request) -> Any:
+    state = request.app.state
+    settings = state.settings
+    try:
+        body = await read_json(request)
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            note(model=body["model"], stream=body.get("stream") is True)
+        creds = await state.auth.credentials()
+        options = await responses_options(request, creds, body)
+        chatgpt = creds.mode == CHATGPT
+        chain: list[StoredTurn] = []
+        cache_key = None
+        if chatgpt and isinstance(body, dict):
+            chain = await _load_chain(state.store, body.get("previous_response_id"))
+            if chain:
+                cache_key = chain[-1].response.get(CACHE_KEY_FIELD)
+        prepared = prepare_responses_request(body, options, cache_key=cache_key)
+        upstream_body = prepared.body
+        new_items: list[dict[str, Any]] | None = None
+        if prepared.chatgpt:
+            new_items = await _resolved_input(state.store, prepared.input)
+            turns = [(turn.input_items, turn.output_items) for turn in chain]
+            full = assemble_input(turns, new_items, image_history=settings.image_history)
+            upstream_body = {**prepared.body, "input": full}
+        else:
+            upstream_body = {**prepared.body, "stream": True}  # aggregated here when asked
+    except OpenAIError as error:
+        return error_response(error)
+    note(model=prepared.view.model, stream=prepared.stream)
+    headers = {DROPPED_HEADER: ",".join(prepared.dropped)} if prepared.dropped else {}
+    saving = prepared.chatgpt and prepared.view.store and state.store is not None
+    return ResponsesRun(
+        client=state.client,
+        creds=creds,
+        prepared=prepared,
+        body=upstream_body,
+        response_id=response_id() if prepared.chatgpt else None,
+        keepalive_seconds=settings.sse_keepalive_seconds,
+        headers=headers,
+        store=state.store if saving else None,
+        input_items=new_items or [],
+    )
+
+
+async def responses_options(request: Request, creds: Credentials, body: Any) -> ResponsesOptions:
+    """The chat route's options, with the default model resolved (the catalog's, unless the
+    body names its model or CODEX_MODEL is set)."""
+    settings = request.app.state.settings
+    return ResponsesOptions(
+        request=RequestOptions(
+            chatgpt_backend=creds.mode == CHATGPT,
+            default_model=await default_model_for(body, request.app.state.models),
+            instructions=settings.instructions,
+            reasoning_summary=settings.reasoning_summary,
+            model_aliases=settings.model_aliases,
+            session_id=request.headers.get("x-session-id") or None,
+            max_messages=settings.max_messages,
+            max_images=settings.max_images,
+        ),
+        enable_image_gen=settings.enable_image_gen,
+        image_defaults=settings.image_options,
+    )
+
+
+async def _load_chain(store: ResponseStore | None, previous: Any) -> list[StoredTurn]:
+    """The stored turns up to ``previous`` (oldest first); 400s the public API's way."""
+    if not isinstance(previous, str) or not previous:
+        return []  # absent, or a bad type the request check reports
+    if store is None:
+        raise errors.invalid_request(
+            "'previous_response_id' needs the gateway's response store, which is off "
+            "(CODEX_RESPONSES_STORE=off). Send the whole conversation in 'input' instead.",
+            "previous_response_id",
+            "previous_response_not_found",
+        )
+    try:
+        return await store.load_chain(previous)
+    except StoredResponseNotFound as missing:
+        raise errors.invalid_request(
+            f"Previous response with id '{missing.id}' not found.",
+            "previous_response_id",
+            "previous_response_not_found",
+        ) from None
+    except ChainError as bad:
+        raise errors.invalid_request(str(bad), "previous_response_id", "invalid_value") from None
+
+
+async def _resolved_input(
+    store: ResponseStore | None, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The new input with item references replaced by the stored items they name."""
+    found: dict[str, dict[str, Any]] = {}
+    if store is not None:
+        for ref in referenced_ids(items):
+            with contextlib.suppress(StoredResponseNotFound):  # resolve_references 400s it
+                found[ref] = await store.get_item(ref)
+    return resolve_references(items, found.get)
+
+
+class ResponsesRun:
+    """One ``POST /v1/responses`` call, validated and assembled: streams or answers it."""
+
+    def __init__(
+        self,
+        *,
+        client: UpstreamClient,
+        creds: Credentials,
+        prepared: PreparedResponse,
+        body: dict[str, Any],
+        response_id: str | None,
+        keepalive_seconds: float,
+        headers: Mapping[str, str],
+        store: ResponseStore | None,
+        input_items: list[dict[str, Any]],
+    ) -> None:
+        self.client = client
+        self.creds = creds
+        self.prepared = prepared
+        self.body = body
+        self.keepalive_seconds = keepalive_seconds
+        self.headers = dict(headers)
+        self.store = store
+        self.input_items = input_items
+        self.relay = ResponsesRelay(prepared.view, response_id=response_id)
+        self.session_id = prepared.prompt_cache_key or None
+        self._started = False
+        self._sequence = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with cancelled_on_disconnect(receive):
+            try:
+                if self.prepared.stream:
+                    await self._stream(send)
+                else:
+                    await self._complete(send)
+            except OpenAIError as error:
+                await self._fail(send, error)
+            except Exception:
+                log.exception("response failed")
+                await self._fail(send, internal_error())
+
+    async def _complete(self, send: Send) -> None:
+        relay = self.relay
+        async with self.client.open_stream(self.creds, self.body, self.session_id or "") as up:
+            headers = {**self.headers, **up.headers}
+            async with aclosing(up.batches()) as batches:
+                async for batch in batches:
+                    for event in batch:
+                        relay.feed(event)
+                        if relay.done:
+                            break
+                    batch.clear()
+                    if relay.done:
+                        break
+        final = relay.final_response()
+        await self._save()
+        for message in json_response_parts(200, final, headers):
+            await send(message)
+
+    async def _stream(self, send: Send) -> None:
+        """Events as they come. The lifecycle events are held until the first other one, so
+        a failure before any output is still a real HTTP status."""
+        relay = self.relay
+        held: list[bytes] = []
+        async with self.client.open_stream(self.creds, self.body, self.session_id or "") as up:
+            headers = {**self.headers, **up.headers, **SSE_HEADERS}
+            ticking = _with_ticks(up.batches(), self.keepalive_seconds)
+            async with aclosing(ticking) as items:
+                async for item in items:
+                    if item is _TICK:
+                        await self._write(send, [*held, KEEPALIVE], headers)
+                        held = []
+                        continue
+                    writes: list[bytes] = []
+                    for event in item:
+                        self._sequence = max(self._sequence, _seq(event))
+                        replaced = relay.feed(event)
+                        frames = _frames(event if replaced is None else replaced)
+                        if not self._started and not writes and event.get("type") in LIFECYCLE:
+                            held.extend(frames)
+                            continue
+                        if relay.failure is not None and not self._started and not writes:
+                            raise relay.failure  # nothing sent yet: a real status
+                        writes += [*held, *frames]
+                        held = []
+                        if relay.done:
+                            break
+                    item.clear()
+                    if relay.done:
+                        await self._save()  # before the last event: the client may chain at once
+                        await self._write(send, writes, headers, more=False)
+                        return
+                    if writes:
+                        await self._write(send, writes, headers)
+        relay.finish()  # the upstream closed without a terminal event: truncated
+
+    async def _save(self) -> None:
+        relay = self.relay
+        if self.store is None or relay.failure is not None or relay.response is None:
+            return
+        saved = {
+            **relay.response,
+            "output": relay.items,
+            CACHE_KEY_FIELD: self.prepared.prompt_cache_key,
+        }
+        await self.store.save(saved, self.input_items)
+
+    async def _write(
+        self, send: Send, writes: list[bytes], headers: Mapping[str, str], more: bool = True
+    ) -> None:
+        if not self._started:
+            await _start_event_stream(send, headers)
+            self._started = True
+        for i, payload in enumerate(writes):
+            last = i == len(writes) - 1
+            await send(
+                {"type": "http.response.body", "body": payload, "more_body": more or not last}
+            )
+        if not writes and not more:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _fail(self, send: Send, error: OpenAIError) -> None:
+        """Before the first byte: a JSON error with its status; after: an ``error`` event."""
+        if not self._started:
+            await send_error(send, error, self.headers)
+            return
+        log.warning("response stream failed after it started: %s", error.message)
+        event = {
+            "type": "error",
+            "code": error.code,
+            "message": error.message,
+            "param": error.param,
+            "sequence_number": self._sequence + 1,
+        }
+        payload = b"".join(_frames(event))
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def _seq(event: Mapping[str, Any]) -> int:
+    number = event.get("sequence_number")
+    return number if isinstance(number, int) and not isinstance(number, bool) else 0
+
+
+def _frames(event: Mapping[str, Any]) -> list[bytes]:
+    """One event as SSE writes, re-encoded (the upstream's bytes are not kept); an image is
+    sliced rather than copied whole."""
+    name = event.get("type")
+    head = sse_frame(name if isinstance(name, str) else "message", b"")[:-2]
+    return list(coalesce(_pieces(head, event)))
+
+
+def _pieces(head: bytes, event: Mapping[str, Any]) -> Iterator[bytes]:
+    yield head
+    yield from dumps_parts(event)
+    yield b"\n\n"
+
+
+# ------------------------------------------------------------------------ GET, DELETE
+
+
+async def get_response(request: Request) -> Any:
+    state = request.app.state
+    rid = request.path_params["response_id"]
+    try:
+        creds = await state.auth.credentials()
+        if creds.mode != CHATGPT:
+            answer = await state.client.request_json(
+                creds, "GET", f"/responses/{rid}", params=dict(request.query_params)
+            )
+            return _json(answer)
+        store = _require_store(state.store, rid)
+        stored = await store.get_response(rid)
+    except OpenAIError as error:
+        return error_response(error)
+    except StoredResponseNotFound:
+        return error_response(_response_not_found(rid))
+    include = request.query_params.getlist("include")
+    return _json(public_response(stored, keep_encrypted=ENCRYPTED_REASONING in include))
+
+
+def public_response(stored: Mapping[str, Any], *, keep_encrypted: bool) -> dict[str, Any]:
+    """A stored Response as a client sees it: no private fields, reasoning without
+    ``encrypted_content`` unless asked for."""
+    out = {k: v for k, v in stored.items() if k != CACHE_KEY_FIELD}
+    if not keep_encrypted and isinstance(out.get("output"), list):
+        out["output"] = [strip_encrypted(item) for item in out["output"]]
+    return out
+
+
+async def delete_response(request: Request) -> Any:
+    state = request.app.state
+    rid = request.path_params["response_id"]
+    try:
+        creds = await state.auth.credentials()
+        if creds.mode != CHATGPT:
+            answer = await state.client.request_json(creds, "DELETE", f"/responses/{rid}")
+            return _json(answer or {"id": rid, "object": "response.deleted", "deleted": True})
+        await _require_store(state.store, rid).delete(rid)
+    except OpenAIError as error:
+        return error_response(error)
+    except StoredResponseNotFound:
+        return error_response(_response_not_found(rid))
+    return JSONResponse({"id": rid, "object": "response.deleted", "deleted": True})
+
+
+async def list_input_items(request: Request) -> Any:
+    state = request.app.state
+    rid = request.path_params["response_id"]
+    query = request.query_params
+    try:
+        creds = await state.auth.credentials()
+        if creds.mode != CHATGPT:
+            answer = await state.client.request_json(
+                creds, "GET", f"/responses/{rid}/input_items", params=dict(query)
+            )
+            return _json(answer)
+        store = _require_store(state.store, rid)
+        page = await store.list_input_items(
+            rid,
+            after=query.get("after") or None,
+            before=query.get("before") or None,
+            limit=_limit(query.get("limit")),
+            order=query.get("order") or "desc",  # type: ignore[arg-type]  # the store checks
+        )
+    except OpenAIError as error:
+        return error_response(error)
+    except StoredResponseNotFound:
+        return error_response(_response_not_found(rid))
+    except InvalidListParameter as bad:
+        return error_response(errors.invalid_request(str(bad), bad.param, "invalid_value"))
+    return _json(page)
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 20
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.invalid_request(
+            f"Invalid 'limit': expected an integer, got {raw!r}.", "limit", "invalid_value"
+        ) from None
+
+
+def _require_store(store: ResponseStore | None, rid: str) -> ResponseStore:
+    if store is None:
+        raise errors.not_found(
+            f"Response with id '{rid}' not found: the gateway's response store is off "
+            "(CODEX_RESPONSES_STORE=off)."
+        )
+    return store
+
+
+def _response_not_found(rid: str) -> OpenAIError:
+    return errors.not_found(f"Response with id '{rid}' not found.")
+
+
+def _json(payload: Any, headers: Mapping[str, str] | None = None) -> _JSONParts:
+    return _JSONParts(payload, headers or {})
+
+
+class _JSONParts:
+    """A 200 JSON answer that may carry images: sent in slices, never copied whole."""
+
+    def __init__(self, payload: Any, headers: Mapping[str, str]) -> None:
+        self.payload = payload
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        for message in json_response_parts(200, self.payload, self.headers):
+            await send(message)
+
+
+# ---------------------------------------------------------------------------- compact
+
+
+async def compact_response(request: Request) -> Any:
+    state = request.app.state
+    settings = state.settings
+    try:
+        body = await read_json(request)
+        creds = await state.auth.credentials()
+        prepared = prepare_compact_request(body, await responses_options(request, creds, body))
+        note(model=prepared.model, stream=False)
+        upstream_body = prepared.body
+        chatgpt = creds.mode == CHATGPT
+        if chatgpt:
+            chain = await _load_chain(state.store, prepared.previous_response_id)
+            new_items = await _resolved_input(state.store, prepared.body["input"])
+            turns = [(turn.input_items, turn.output_items) for turn in chain]
+            full = assemble_input(turns, new_items, image_history=settings.image_history)
+            upstream_body = {**prepared.body, "input": full}
+        answer = await state.client.request_json(creds, "POST", "/responses/compact", upstream_body)
+        if chatgpt:
+            if not isinstance(answer, dict):
+                raise errors.malformed_event("the compaction answer is not a JSON object")
+            answer = compacted_response(
+                answer, response_id=response_id(), created_at=int(time.time())
+            )
+    except OpenAIError as error:
+        return error_response(error)
+    headers = {DROPPED_HEADER: ",".join(prepared.dropped)} if prepared.dropped else {}
+    return _json(answer, headers)
