@@ -410,3 +410,13 @@ def test_api_key_mode_forwards_and_keeps_nothing(make_gateway, tmp_path) -> None
     assert sent.body["previous_response_id"] == "resp_earlier"
     assert sent.body["input"] == "hi" and sent.body["stream"] is True
     assert (asked.method, asked.path) == ("GET", "/responses/resp_public")
+
+
+def test_default_model_is_the_catalog_default(make_gateway, upstream: FakeUpstream) -> None:
+    """No CODEX_MODEL and no model in the request: the backend catalog's first model."""
+    gateway = make_gateway(model=None)
+    upstream.set_default_model("gpt-7-test")
+    answer = httpx.post(f"{gateway.url}/v1/responses", json={"input": "hi"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert upstream.responses_requests[-1].body["model"] == "gpt-7-test"
+    assert answer.json()["model"] == "gpt-7-test"
