@@ -97,6 +97,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: default_data_dir({}))
     responses_store: bool = True
     responses_ttl_days: int = 30
+    keys_file: Path = field(default_factory=lambda: default_keys_file({}))
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -232,6 +233,9 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         if (get("CODEX_RESPONSES_STORE") or "").strip()
         else True,
         responses_ttl_days=_int(env, "CODEX_RESPONSES_TTL_DAYS", 30, 0, 36500),
+        keys_file=Path(get("CODEX_KEYS_FILE")).expanduser()
+        if get("CODEX_KEYS_FILE")
+        else default_keys_file(env),
     )
 
 
@@ -251,6 +255,30 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     base = env.get("XDG_DATA_HOME")
     root = Path(base).expanduser() if base else Path.home() / ".local" / "share"
     return root / "codex-proxy"
+
+
+def default_keys_file(env: Mapping[str, str]) -> Path:
+    """The client keys file in the platform's per-user config folder: XDG_CONFIG_HOME or
+    ~/.config, ~/Library/Application Support, %APPDATA%."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "codex-proxy" / "keys.json"
+    if sys.platform == "win32":
+        base = env.get("APPDATA")
+        root = Path(base) if base else Path.home() / "AppData" / "Roaming"
+        return root / "codex-proxy" / "keys.json"
+    base = env.get("XDG_CONFIG_HOME")
+    root = Path(base).expanduser() if base else Path.home() / ".config"
+    return root / "codex-proxy" / "keys.json"
+
+
+def has_client_keys(path: Path) -> bool:
+    """True when the keys file lists at least one key (a gateway then asks every client for
+    one). Only a glance: the keys package validates the file."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("keys"), list) and bool(doc["keys"])
 
 
 def _image_options(env: Mapping[str, str]) -> dict[str, Any]:
@@ -339,9 +367,12 @@ def refuse_reason(settings: Settings) -> str | None:
     """Why the gateway must not start as configured, or None."""
     if settings.gateway_token or settings.loopback_only or settings.allow_no_auth:
         return None
+    if has_client_keys(settings.keys_file):  # client keys are tokens too
+        return None
     return (
         f"refusing to listen on {settings.host} without CODEX_GATEWAY_TOKEN: anyone who can reach "
-        "the port could use your subscription. Set CODEX_GATEWAY_TOKEN, bind to 127.0.0.1, or set "
+        "the port could use your subscription. Set CODEX_GATEWAY_TOKEN, add client keys "
+        "(codex-proxy keys add), bind to 127.0.0.1, or set "
         "CODEX_ALLOW_NO_AUTH=1 if something in front of the gateway already checks access."
     )
 
