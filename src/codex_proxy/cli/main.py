@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Sequence
 
 from codex_proxy import __version__
-from codex_proxy.cli import EXIT_CONFIG, doctor, login, serve, service, status
+from codex_proxy.cli import EXIT_CONFIG, doctor, keys, login, serve, service, status
 
 
 def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
     status.add_commands(commands)
     doctor.add_commands(commands)
     service.add_commands(commands)
+    keys.add_commands(commands)
     return parser
 
 

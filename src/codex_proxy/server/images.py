@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from codex_proxy.server.http import JSONResponse, error_response, read_json
 from codex_proxy.server.image_files import image_file_url
+from codex_proxy.server.keys import key_for, reserve_images
 from codex_proxy.server.relay import cancelled_on_disconnect, internal_error
 from codex_proxy.server.request_log import note
 from codex_proxy.translate import errors
@@ -182,6 +183,10 @@ async def answer(request: Request, job: ImageRequest) -> Response:
     )
     session_id = str(uuid.uuid4())
     note(model=str(body.get("model")), stream=False)
+    try:
+        await reserve_images(request, key_for(request), job.n)
+    except OpenAIError as error:
+        return error_response(error)
     answer: Response = Response(status_code=499)  # only ever "sent" to a departed client
     async with cancelled_on_disconnect(request.receive):
         try:
