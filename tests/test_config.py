@@ -131,3 +131,15 @@ def test_default_data_dir_per_platform(
     monkeypatch.setattr(sys, "platform", platform)
     assert default_data_dir(env) == expected
     assert default_image_dir(env) == expected / "images"
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="the XDG layout")
+def test_keys_file(tmp_path: Path) -> None:
+    from codex_proxy.config import default_keys_file
+
+    assert load_settings(environ={"CODEX_KEYS_FILE": str(tmp_path / "k.json")}).keys_file == (
+        tmp_path / "k.json"
+    )
+    xdg = load_settings(environ={"XDG_CONFIG_HOME": str(tmp_path)}).keys_file
+    assert xdg == tmp_path / "codex-proxy" / "keys.json"
+    assert default_keys_file({}) == Path.home() / ".config" / "codex-proxy" / "keys.json"

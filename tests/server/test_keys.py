@@ -209,3 +209,69 @@ def test_access_log_names_the_key(keyed: Gateway, caplog: pytest.LogCaptureFixtu
     lines = [r.getMessage() for r in caplog.records if r.name == "codex_proxy.access"]
     assert any("key=artist-free" in line for line in lines)
     assert all(NO_IMAGES not in line and token_hash(NO_IMAGES) not in line for line in lines)
+
+
+PAINTER = "sk-cp-painter-token"
+
+
+@pytest.fixture
+def painter(make_gateway, upstream: FakeUpstream, tmp_path: Path) -> Gateway:
+    policy = Policy(images_per_day=2)
+    save(tmp_path / "keys.json", {"painter": Key("painter", token_hash(PAINTER), policy)})
+    return make_gateway(
+        keys_file=tmp_path / "keys.json", data_dir=tmp_path / "data", enable_image_gen=True
+    )
+
+
+def images_today(gateway: Gateway) -> int:
+    status = httpx.get(f"{gateway.url}/v1/status", headers={"Authorization": f"Bearer {PAINTER}"})
+    return status.json()["key"]["usage"]["images_today"]
+
+
+def test_images_per_day(painter: Gateway, upstream: FakeUpstream) -> None:
+    client = sdk(painter, PAINTER)
+    answer = client.chat.completions.create(
+        model="gpt-5.2-codex", messages=[{"role": "user", "content": "Draw a fox"}]
+    )
+    assert "data:image/png;base64," in (answer.choices[0].message.content or "")
+    assert images_today(painter) == 1  # a chat's images are counted when it ends
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.images.generate(prompt="a fox", n=2)  # 1 + 2 > 2
+    assert error_of(caught)["message"].startswith(
+        "The key 'painter' is over its limit of 2 images per day; try again in "
+    )
+    assert client.images.generate(prompt="a fox", n=1).data[0].b64_json
+    assert images_today(painter) == 2
+    sent = len(upstream.responses_requests)
+    answer = client.chat.completions.create(model="gpt-5.2-codex", messages=USER)
+    tools = upstream.responses_requests[-1].body.get("tools") or []
+    assert all(tool.get("type") != "image_generation" for tool in tools)  # none left today
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model="gpt-5.2-codex", messages=USER, extra_body={"modalities": ["text", "image"]}
+        )
+    assert len(upstream.responses_requests) == sent + 1
+
+
+def test_no_such_key_and_wrong_key_do_the_same_compare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One hash, one constant-time compare of two 64-character strings, found or not."""
+    import hmac
+
+    from codex_proxy.server.keys import KeyGate
+
+    write_keys(tmp_path / "keys.json")
+    gate = KeyGate(None, tmp_path / "keys.json", tmp_path / "data")
+    compared: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def spy(a: str, b: str) -> bool:
+        compared.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert gate.identify(f"Bearer {NARROW}".encode()).name == "narrow"  # type: ignore[union-attr]
+    assert gate.identify(b"Bearer sk-cp-nobody") is None
+    assert gate.identify(b"") is None
+    assert compared == [(64, 64)] * 3
