@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ def test_round_trip_keeps_every_policy_field(tmp_path: Path) -> None:
         images="deny",
         rpm=2,
         images_per_day=5,
-        expires=datetime(2027, 1, 1, tzinfo=UTC),
+        expires=datetime(2027, 1, 1, tzinfo=timezone.utc),
     )
     keys = {"bob": Key("bob", HASH, policy, "2026-12-03T00:00:00+00:00")}
     path = tmp_path / "sub" / "keys.json"
@@ -55,7 +55,7 @@ def test_date_only_expiry_is_midnight_utc() -> None:
     keys = parse(
         b'{"keys":[{"name":"a","hash":"' + HASH.encode() + b'","policy":{"expires":"2027-01-01"}}]}'
     )
-    assert keys["a"].policy.expires == datetime(2027, 1, 1, tzinfo=UTC)
+    assert keys["a"].policy.expires == datetime(2027, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pytest
 
@@ -66,10 +66,10 @@ def test_windows_and_retry_after() -> None:
 
 
 def test_expiry() -> None:
-    key = Key("a", "0" * 64, Policy(expires=datetime(2027, 1, 1, tzinfo=UTC)))
-    assert not expired(key, datetime(2026, 12, 31, 23, 59, tzinfo=UTC))
-    assert expired(key, datetime(2027, 1, 1, tzinfo=UTC))
-    assert not expired(Key("b", "0" * 64), datetime(2100, 1, 1, tzinfo=UTC))
+    key = Key("a", "0" * 64, Policy(expires=datetime(2027, 1, 1, tzinfo=timezone.utc)))
+    assert not expired(key, datetime(2026, 12, 31, 23, 59, tzinfo=timezone.utc))
+    assert expired(key, datetime(2027, 1, 1, tzinfo=timezone.utc))
+    assert not expired(Key("b", "0" * 64), datetime(2100, 1, 1, tzinfo=timezone.utc))
 
 
 def test_describe() -> None:

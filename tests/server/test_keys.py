@@ -7,6 +7,7 @@ use only ``gpt-5-codex*`` models. The gateway token stays the admin key.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -66,9 +67,7 @@ def test_unknown_key_is_401(keyed: Gateway) -> None:
 
 def test_expired_key_is_401(make_gateway, upstream: FakeUpstream, tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    old = Policy(
-        expires=__import__("datetime").datetime(2020, 1, 1, tzinfo=__import__("datetime").UTC)
-    )
+    old = Policy(expires=datetime(2020, 1, 1, tzinfo=timezone.utc))
     save(path, {"old": Key("old", token_hash("sk-cp-old"), old)})
     gateway = make_gateway(keys_file=path, data_dir=tmp_path / "data")
     with pytest.raises(openai.AuthenticationError) as caught:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from codex_proxy.cli import EXIT_CONFIG, EXIT_FAILED, settings_or_report
@@ -80,7 +80,7 @@ def run_add(args: argparse.Namespace) -> int:
         images_per_day=args.images_per_day,
         expires=expires,
     )
-    created = datetime.now(UTC).replace(microsecond=0).isoformat()
+    created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     keys[args.name] = Key(args.name, token_hash(token), policy, created)
     save(settings.keys_file, keys)
     print(f"Added key {args.name!r} ({describe(policy)}) to {settings.keys_file}.")

@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ def parse_expiry(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise KeysFileError(f"expires must be an ISO date or date-time, not {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def parse_policy(raw: Any, where: str) -> Policy:
@@ -227,7 +227,9 @@ class KeyRing:
         except FileNotFoundError:
             stamp = None
         except OSError as exc:
-            self._fail(None, str(exc))
+            if self._stamp != (-1, -1, -1):  # report an unreadable folder once, not per request
+                self._stamp = (-1, -1, -1)
+                self._fail(str(exc))
             return
         else:
             stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
@@ -243,11 +245,11 @@ class KeyRing:
         try:
             self._set(load(self.path))
         except KeysFileError as exc:
-            self._fail(stamp, str(exc))
+            self._fail(str(exc))
         else:
             self.error = None
 
-    def _fail(self, stamp: tuple[int, int, int] | None, reason: str) -> None:
+    def _fail(self, reason: str) -> None:
         self.required = True
         self.error = reason
         log.warning("keys file unusable, keeping the last good keys: %s", reason)

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ def now() -> float:
 
 
 def is_expired(key: Key) -> bool:
-    return expired(key, datetime.now(UTC))
+    return expired(key, datetime.now(timezone.utc))
 
 
 def key_for(request: Request) -> Key | None:

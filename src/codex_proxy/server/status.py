@@ -74,4 +74,6 @@ async def status(request: Request) -> JSONResponse:
         payload["key"] = {"name": key.name, "admin": True} if key.admin else await keys.figures(key)
     if key is not None and key.admin and keys.ring is not None:
         payload["keys"] = [await keys.figures(k) for k in keys.ring.keys().values()]
+        if keys.ring.error:
+            payload["keys_file_error"] = keys.ring.error  # the gateway runs on the last good keys
     return JSONResponse(payload)
