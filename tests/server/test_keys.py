@@ -84,6 +84,7 @@ def test_keys_file_alone_requires_a_key(
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
     assert [m.id for m in sdk(gateway, NARROW).models.list()] == ["gpt-5-codex", "gpt-5-codex-mini"]
+    assert sdk(gateway, NARROW).models.retrieve("gpt-5-codex").id == "gpt-5-codex"
 
 
 def test_images_denied_key(keyed: Gateway, upstream: FakeUpstream) -> None:

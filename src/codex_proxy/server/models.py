@@ -102,6 +102,7 @@ async def get_model(request: Request) -> JSONResponse:
         aliases = request.app.state.settings.model_aliases
         if not allowed_models(key.policy, [model_id], aliases):
             found = None  # a model the key may not use does not exist for it
+    if found is None:
         return error_response(
             errors.not_found(f"The model '{model_id}' does not exist.", "model", "model_not_found")
         )
