@@ -123,3 +123,16 @@ def test_limit_holds_across_two_workers(tmp_path: Path) -> None:
         assert outcomes == [200, 200, 200, 429, 429, 429]
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{url}/v1", api_key="sk-cp-wrong", max_retries=0).models.list()
+
+
+def test_status_table_names_the_key() -> None:
+    from codex_proxy.cli.status import render_table
+
+    key = {
+        "name": "narrow",
+        "remaining": {"requests": {"limit": "2 requests per minute", "remaining": 1}},
+    }
+    table = render_table("http://x", {"key": key}, now=0)
+    assert "key               narrow (1 left of 2 requests per minute)" in table.splitlines()
+    admin = render_table("http://x", {"key": {"name": "admin", "admin": True}}, now=0)
+    assert any(line.endswith("admin (the gateway token: no limits)") for line in admin.splitlines())
