@@ -219,6 +219,7 @@ BAD_VALUES = {
     "CODEX_IMAGE_HOST_MODEL": "gpt 5",
     "CODEX_IMAGE_CONCURRENCY": "0",
     "CODEX_IMAGES_ROUTE": "sometimes",
+    "CODEX_KEYS_FILE": "/tmp/a\nb.json",
     "CODEX_ALLOWED_HOSTS": "a.example/path",
     "CODEX_MAX_EVENT_MB": "huge",
     "CODEX_IMAGE_TTL_DAYS": "a month",
@@ -304,3 +305,15 @@ def test_good_values_still_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert settings.openai_beta == ""
     assert settings.instructions == "line one\nline two"
     assert settings.public_base_url == "https://img.example.com"
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="the XDG layout")
+def test_keys_file(tmp_path: Path) -> None:
+    from codex_proxy.config import default_keys_file
+
+    assert load_settings(environ={"CODEX_KEYS_FILE": str(tmp_path / "k.json")}).keys_file == (
+        tmp_path / "k.json"
+    )
+    xdg = load_settings(environ={"XDG_CONFIG_HOME": str(tmp_path)}).keys_file
+    assert xdg == tmp_path / "codex-proxy" / "keys.json"
+    assert default_keys_file({}) == Path.home() / ".config" / "codex-proxy" / "keys.json"

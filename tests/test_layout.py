@@ -29,12 +29,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "translate": {"_image_options", "_sniff"},
     "upstream": {"translate", "config", "__init__", "_files", "_json"},
     "store": {"config", "_files", "_json", "_sniff"},
-    "server": {"upstream", "store", "translate"} | BOTTOM,
+    "keys": {"config", "_files"},
+    "server": {"upstream", "store", "translate", "keys"} | BOTTOM,
     "login": {"upstream", "config", "__init__"},
     "service": {"config", "_files"},
     "imagegen": {"__init__", "_files", "_sniff"},
     "mock": {"_sniff"},
-    "cli": {"server", "service", "login", "upstream", "store", "translate", "mock"} | BOTTOM,
+    "cli": {"server", "service", "login", "upstream", "store", "translate", "mock", "keys"}
+    | BOTTOM,
     "__main__": {"cli"},
 }
 # Never in the pure core: frameworks, the network, the disk, the environment.

@@ -116,6 +116,7 @@ class Settings:
     shutdown_grace_seconds: float = 5.0
     allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback ones (rebinding guard)
     max_event_mb: float = 64.0  # one upstream SSE event (an image is one line of tens of MB)
+    keys_file: Path = field(default_factory=lambda: default_keys_file({}))
 
     def base_url_for(self, mode: str) -> str:
         """The upstream base URL: the configured one, else the default of the auth mode."""
@@ -198,11 +199,20 @@ def settings_file_path(environ: Mapping[str, str] | None = None) -> Path:
     named = env.get(SETTINGS_FILE_VARIABLE)
     if named:
         return Path(named).expanduser().absolute()
+    return config_dir(env) / "settings.env"
+
+
+def config_dir(env: Mapping[str, str]) -> Path:
+    """The platform's per-user config folder of the gateway (settings file, client keys):
+    XDG_CONFIG_HOME or ~/.config, ~/Library/Application Support, %APPDATA%."""
     if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "codex-proxy" / "settings.env"
+        return Path.home() / "Library" / "Application Support" / "codex-proxy"
+    if sys.platform == "win32":
+        base = env.get("APPDATA")
+        return (Path(base) if base else Path.home() / "AppData" / "Roaming") / "codex-proxy"
     base = env.get("XDG_CONFIG_HOME")
     root = Path(base).expanduser() if base else Path.home() / ".config"
-    return root / "codex-proxy" / "settings.env"
+    return root / "codex-proxy"
 
 
 def known_settings() -> list[str]:
@@ -267,6 +277,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
     home = _text(env, "CODEX_HOME", "")
     image_dir = _text(env, "CODEX_IMAGE_DIR", "")
     data_dir = _text(env, "CODEX_DATA_DIR", "")
+    keys_file = _text(env, "CODEX_KEYS_FILE", "")
     base_url = _url(env, "CODEX_UPSTREAM_BASE_URL") or _url(env, "CODEX_CODEX_BASE_URL")
     return Settings(
         host=_word(env, "CODEX_HOST", "127.0.0.1", "an address such as 127.0.0.1 or 0.0.0.0"),
@@ -326,6 +337,7 @@ def _from_env(env: Mapping[str, str]) -> Settings:
         shutdown_grace_seconds=_float(env, "CODEX_SHUTDOWN_GRACE_SECONDS", 5.0, zero_ok=True),
         allowed_hosts=_hosts(get("CODEX_ALLOWED_HOSTS")),
         max_event_mb=_float(env, "CODEX_MAX_EVENT_MB", 64.0, "megabytes"),
+        keys_file=Path(keys_file).expanduser() if keys_file else default_keys_file(env),
     )
 
 
@@ -345,6 +357,21 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     base = env.get("XDG_DATA_HOME")
     root = Path(base).expanduser() if base else Path.home() / ".local" / "share"
     return root / "codex-proxy"
+
+
+def default_keys_file(env: Mapping[str, str]) -> Path:
+    """The client keys file, in the gateway's config folder."""
+    return config_dir(env) / "keys.json"
+
+
+def has_client_keys(path: Path) -> bool:
+    """True when the keys file lists at least one key (a gateway then asks every client for
+    one). Only a glance: the keys package validates the file."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("keys"), list) and bool(doc["keys"])
 
 
 def _image_options(env: Mapping[str, str]) -> dict[str, Any]:
@@ -552,9 +579,12 @@ def refuse_reason(settings: Settings) -> str | None:
         )
     if settings.loopback_only:
         return None
+    if has_client_keys(settings.keys_file):  # client keys are tokens too
+        return None
     return (
         f"refusing to listen on {settings.host} without CODEX_GATEWAY_TOKEN: anyone who can reach "
-        "the port could use your subscription. Set CODEX_GATEWAY_TOKEN, bind to 127.0.0.1, or set "
+        "the port could use your subscription. Set CODEX_GATEWAY_TOKEN, add client keys "
+        "(codex-proxy keys add), bind to 127.0.0.1, or set "
         "CODEX_ALLOW_NO_AUTH=1 if something in front of the gateway already checks access."
     )
 

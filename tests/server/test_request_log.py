@@ -38,6 +38,7 @@ FIELDS = {
     "bytes",
     "images",
     "request_id",
+    "key",
 }
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{200,}")
 

@@ -688,7 +688,7 @@ def test_token_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> N
         compared.append((a, b))
         return real_compare(a, b)
 
-    monkeypatch.setattr(app_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     reached: list[str] = []
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:

@@ -9,7 +9,17 @@ import sys
 from collections.abc import Sequence
 
 from codex_proxy import __version__
-from codex_proxy.cli import EXIT_CONFIG, config, doctor, login, models, serve, service, status
+from codex_proxy.cli import (
+    EXIT_CONFIG,
+    config,
+    doctor,
+    keys,
+    login,
+    models,
+    serve,
+    service,
+    status,
+)
 
 
 def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
@@ -26,6 +36,7 @@ def build_parser(prog: str = "codex-proxy") -> argparse.ArgumentParser:
     doctor.add_commands(commands)
     config.add_commands(commands)
     service.add_commands(commands)
+    keys.add_commands(commands)
     return parser
 
 

@@ -130,6 +130,9 @@ def render_table(url: str, status: dict[str, Any], now: float | None = None) -> 
         when = f" {span(now - at)} ago" if isinstance(at, (int, float)) else ""
         rows.append(("usage endpoint", f"failed{when}: {problem.get('message')}"))
     rows.append(("image generation", "on" if status.get("image_generation") else "off"))
+    key = status.get("key")
+    if isinstance(key, dict):
+        rows.append(("key", _key(key)))
     requests = status.get("requests") or {}
     by_status = requests.get("by_status") or {}
     classes = ", ".join(f"{count} {name}" for name, count in by_status.items())
@@ -186,3 +189,14 @@ def span(seconds: Any) -> str:
     if minutes:
         return f"{minutes}m"
     return f"{secs}s"
+
+
+def _key(key: dict[str, Any]) -> str:
+    """The caller's client key: its name and what is left of its limits."""
+    if key.get("admin"):
+        return f"{key.get('name')} (the gateway token: no limits)"
+    left = [
+        f"{figures.get('remaining')} left of {figures.get('limit')}"
+        for figures in (key.get("remaining") or {}).values()
+    ]
+    return str(key.get("name")) + (f" ({', '.join(left)})" if left else " (no limits)")

@@ -26,6 +26,7 @@ from codex_proxy.server.chat import DROPPED_HEADER, chat_completions
 from codex_proxy.server.http import JSONResponse, error_response
 from codex_proxy.server.image_files import ImageStore, media_type, sweep_forever
 from codex_proxy.server.images_native import NativeImages
+from codex_proxy.server.keys import KeyGate
 from codex_proxy.server.middleware import BodyLimit, GatewayAuth, HostGuard, OriginGuard
 from codex_proxy.server.models import ModelCatalog, get_model, list_models
 from codex_proxy.server.relay import internal_error
@@ -175,7 +176,8 @@ def create_app(
     app.state.transport = transport
     app.state.shutdown = Shutdown(settings.shutdown_grace_seconds)
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_request_mb * 1024 * 1024))
-    app.add_middleware(GatewayAuth, token=settings.gateway_token)
+    app.state.keys = KeyGate.from_settings(settings)
+    app.add_middleware(GatewayAuth, keys=app.state.keys)
     app.add_middleware(OriginGuard, allowed=settings.cors_origins)
     if settings.cors_origins:  # outside the guards: a preflight carries no gateway token
         app.add_middleware(

@@ -11,8 +11,18 @@ from typing import Any
 from anyio import to_thread
 from starlette.requests import Request
 
+from codex_proxy.keys.policy import IMAGES, asks_for_images
 from codex_proxy.server.http import error_response, read_json
 from codex_proxy.server.image_files import image_renderer
+from codex_proxy.server.keys import (
+    CountingImages,
+    check_images,
+    check_model,
+    images_left,
+    key_for,
+    may_generate_images,
+    over_limit,
+)
 from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import ChatCompletionRun
 from codex_proxy.server.request_log import note
@@ -49,7 +59,14 @@ async def chat_completions(request: Request) -> Any:
             body["messages"], settings.image_history, resolver_of(files)
         )
         body = {**body, "messages": messages}
+    key = key_for(request)
     try:
+        if isinstance(body, dict):
+            check_images(key, body)
+        # A key that may not make images (or has none left today) never gets the tool injected.
+        images_ok = may_generate_images(key) and await images_left(request, key) != 0
+        if key is not None and not images_ok and isinstance(body, dict) and asks_for_images(body):
+            raise over_limit(key, IMAGES)  # denied keys were refused just above
         creds = await state.auth.credentials()
         options = RequestOptions(
             chatgpt_backend=creds.mode == CHATGPT,
@@ -62,10 +79,11 @@ async def chat_completions(request: Request) -> Any:
             max_images=settings.max_images,
         )
         translated = translate_request(body, options)
+        check_model(key, translated.model)
         image_format = apply_image_tool(
             translated.body,
             body,
-            enabled=settings.enable_image_gen,
+            enabled=settings.enable_image_gen and images_ok,
             defaults=settings.image_options,
         )
     except OpenAIError as error:
@@ -75,7 +93,7 @@ async def chat_completions(request: Request) -> Any:
     forces_image = isinstance(choice, dict) and choice.get("type") == IMAGE_TOOL
     renderer = image_renderer(settings, state.images, request, image_format)
     note(model=translated.model, stream=translated.stream, image_counter=renderer)
-    return ChatCompletionRun(
+    run = ChatCompletionRun(
         client=state.client,
         creds=creds,
         request=translated,
@@ -85,3 +103,4 @@ async def chat_completions(request: Request) -> Any:
         limiter=state.image_jobs if forces_image else None,
         shutdown=state.shutdown,
     )
+    return CountingImages(run, request, key, renderer) if key is not None else run

@@ -32,6 +32,7 @@ from codex_proxy.server.http import JSONResponse, error_response, read_json
 from codex_proxy.server.image_files import FileSaver, file_saver
 from codex_proxy.server.images_native import NativeUnavailable, generate_native
 from codex_proxy.server.images_stream import ImageStreamRun
+from codex_proxy.server.keys import key_for, reserve_images
 from codex_proxy.server.relay import cancelled_on_disconnect, internal_error
 from codex_proxy.server.request_log import note
 from codex_proxy.translate import errors
@@ -178,6 +179,10 @@ async def answer(request: Request, job: ImageRequest) -> Any:
         instructions=settings.instructions,
     )
     session_id = str(uuid.uuid4())
+    try:
+        await reserve_images(request, key_for(request), job.n)
+    except OpenAIError as error:
+        return error_response(error)
     if job.stream:
         note(model=str(body.get("model")), stream=True)
         return ImageStreamRun(

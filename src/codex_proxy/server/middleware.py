@@ -22,12 +22,12 @@ request carries the site's name in ``Host``.
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codex_proxy.server.image_files import FILES_PATH
+from codex_proxy.server.keys import KeyGate, count_request_for, is_expired, set_key
 from codex_proxy.server.relay import json_response_parts, send_error
+from codex_proxy.server.request_log import note
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
 
@@ -36,19 +36,23 @@ PUBLIC_PREFIXES = (FILES_PATH, FILES_PATH.removeprefix("/v1"))  # the file name 
 
 
 class GatewayAuth:
-    """Requires ``Authorization: Bearer <CODEX_GATEWAY_TOKEN>`` on every route but /healthz."""
+    """Requires ``Authorization: Bearer <token>`` on every route but /healthz, where the token
+    is ``CODEX_GATEWAY_TOKEN`` (the admin: no limits) or a client key of ``CODEX_KEYS_FILE``.
+    The matched key goes on the request (``scope["state"]["key"]``) and its access-log line,
+    and its request is counted against the key's per-minute limit."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None = None, keys: KeyGate | None = None) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.keys = keys or KeyGate(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        keys = self.keys
         if (
-            self.expected is None
-            or scope["type"] != "http"
+            scope["type"] != "http"
             or path in PUBLIC_PATHS
             or path.startswith(PUBLIC_PREFIXES)
+            or not keys.required
         ):
             await self.app(scope, receive, send)
             return
@@ -57,16 +61,26 @@ class GatewayAuth:
             if name == b"authorization":
                 presented = value
                 break
-        if hmac.compare_digest(presented, self.expected):
-            await self.app(scope, receive, send)
+        key = keys.identify(presented)
+        if key is None or is_expired(key):
+            if not presented:
+                message = "Missing gateway token: send Authorization: Bearer <CODEX_GATEWAY_TOKEN>."
+            elif key is None:
+                message = "Invalid gateway token."
+            else:
+                message = f"The key {key.name!r} has expired."
+            for part in json_response_parts(401, errors.unauthorized(message).body()):
+                await send(part)
             return
-        message = (
-            "Missing gateway token: send Authorization: Bearer <CODEX_GATEWAY_TOKEN>."
-            if not presented
-            else "Invalid gateway token."
-        )
-        for part in json_response_parts(401, errors.unauthorized(message).body()):
-            await send(part)
+        set_key(scope, key)
+        note(key=key.name)
+        if not key.admin:
+            try:
+                await count_request_for(keys, key)
+            except OpenAIError as error:
+                await send_error(send, error)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyTooLarge(Exception):

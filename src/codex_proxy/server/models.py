@@ -11,7 +11,9 @@ from typing import Any
 from starlette.requests import Request
 
 from codex_proxy.config import BUILTIN_MODELS, DEFAULT_MODEL, Settings
+from codex_proxy.keys.policy import allowed_models
 from codex_proxy.server.http import JSONResponse, error_response
+from codex_proxy.server.keys import key_for
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.upstream.auth import CHATGPT, AuthProvider
@@ -120,12 +122,22 @@ async def default_model_for(body: Any, catalog: ModelCatalog) -> str:
 
 
 async def list_models(request: Request) -> JSONResponse:
-    return JSONResponse(await request.app.state.models.list())
+    catalog: ModelCatalog = request.app.state.models
+    key = key_for(request)
+    if key is None or not key.policy.models:
+        return JSONResponse(await catalog.list())
+    ids = allowed_models(key.policy, await catalog.ids(), request.app.state.settings.model_aliases)
+    return JSONResponse({"object": "list", "data": [model_object(i) for i in ids]})
 
 
 async def get_model(request: Request) -> JSONResponse:
     model_id = request.path_params["model_id"]
     found = await request.app.state.models.get(model_id)
+    key = key_for(request)
+    if found is not None and key is not None:
+        aliases = request.app.state.settings.model_aliases
+        if not allowed_models(key.policy, [model_id], aliases):
+            found = None  # a model the key may not use does not exist for it
     if found is None:
         return error_response(
             errors.not_found(f"The model '{model_id}' does not exist.", "model", "model_not_found")

@@ -47,6 +47,7 @@ class RequestRecord:
         "first_byte",
         "image_counter",
         "images",
+        "key",
         "method",
         "model",
         "path",
@@ -68,6 +69,7 @@ class RequestRecord:
         self.upstream_request_id: str | None = None
         self.request_id: str | None = None
         self.images = 0
+        self.key: str | None = None
         self.image_counter: _Counted | None = None
         self.bytes = 0
         self.started = time.perf_counter()
@@ -92,6 +94,7 @@ class RequestRecord:
             "bytes": self.bytes,
             "images": self.image_count(),
             "request_id": self.request_id,
+            "key": self.key,
         }
 
 
@@ -111,11 +114,15 @@ def note(
     stream: bool | None = None,
     images: int | None = None,
     image_counter: _Counted | None = None,
+    key: str | None = None,
 ) -> None:
-    """Attach what a handler learned to the current request's log line."""
+    """Attach what a handler learned to the current request's log line (``key``: the client
+    key's name, never its token)."""
     record = _current.get()
     if record is None:
         return
+    if key is not None:
+        record.key = key
     if model is not None:
         record.model = model
     if stream is not None:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from codex_proxy import __version__
 from codex_proxy.config import Settings
 from codex_proxy.server.http import JSONResponse
+from codex_proxy.server.keys import KeyGate, key_for
 from codex_proxy.upstream.auth import CHATGPT
 from codex_proxy.upstream.auth_store import AuthFileError, read_auth_file
 
@@ -75,5 +76,15 @@ async def status_payload(settings: Settings, state: Any) -> dict[str, Any]:
 
 
 async def status(request: Request) -> JSONResponse:
-    """The route; gateway auth applies to it like to every route but /healthz."""
-    return JSONResponse(await status_payload(request.app.state.settings, request.app.state))
+    """The route; gateway auth applies to it like to every route but /healthz. A client key
+    sees its own name, counts and remaining limits; only the admin token sees every key's."""
+    payload = await status_payload(request.app.state.settings, request.app.state)
+    key = key_for(request)
+    keys: KeyGate = request.app.state.keys
+    if key is not None:
+        payload["key"] = {"name": key.name, "admin": True} if key.admin else await keys.figures(key)
+    if key is not None and key.admin and keys.ring is not None:
+        payload["keys"] = [await keys.figures(k) for k in keys.ring.keys().values()]
+        if keys.ring.error:
+            payload["keys_file_error"] = keys.ring.error  # the gateway runs on the last good keys
+    return JSONResponse(payload)

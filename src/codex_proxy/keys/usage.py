@@ -1,0 +1,91 @@
+"""Per-key counts in a small SQLite file under ``CODEX_DATA_DIR``, shared by every worker.
+
+Each count is one short ``BEGIN IMMEDIATE`` transaction (the write lock first, so two workers
+cannot both read "one left" and both take it). Calls block: the gateway runs them in a thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from codex_proxy.keys.policy import DAY, window_start
+
+FILE_NAME = "keys-usage.sqlite3"
+TOTAL = "total"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    key TEXT NOT NULL, kind TEXT NOT NULL, window INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (key, kind, window)
+)
+"""
+
+
+def usage_path(data_dir: Path) -> Path:
+    return data_dir / FILE_NAME
+
+
+class Usage:
+    """Counters by key, kind and window; one connection per process, used under a lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def take(self, key: str, kind: str, amount: int, allowed: int | None, now: float) -> bool:
+        """Count ``amount`` of ``kind`` for ``key`` in the current window unless that would go
+        over ``allowed``; False then (and nothing is counted). A lifetime total is kept too."""
+        window = window_start(kind, now)
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT count FROM usage WHERE key=? AND kind=? AND window=?",
+                    (key, kind, window),
+                ).fetchone()
+                used = row[0] if row else 0
+                if allowed is not None and used + amount > allowed:
+                    db.execute("ROLLBACK")
+                    return False
+                for kind_, window_ in ((kind, window), (f"{kind}.{TOTAL}", 0)):
+                    db.execute(
+                        "INSERT INTO usage VALUES (?, ?, ?, ?) ON CONFLICT (key, kind, window) "
+                        "DO UPDATE SET count = count + excluded.count",
+                        (key, kind_, window_, amount),
+                    )
+                db.execute(
+                    "DELETE FROM usage WHERE window > 0 AND window < ?", (int(now) - 2 * DAY,)
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return True
+
+    def used(self, key: str, kind: str, now: float) -> int:
+        """The count of ``kind`` in the window holding ``now``."""
+        return self._count(key, kind, window_start(kind, now))
+
+    def total(self, key: str, kind: str) -> int:
+        return self._count(key, f"{kind}.{TOTAL}", 0)
+
+    def _count(self, key: str, kind: str, window: int) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count FROM usage WHERE key=? AND kind=? AND window=?", (key, kind, window)
+            ).fetchone()
+        return row[0] if row else 0
+
+    def forget(self, key: str) -> None:
+        """Drop a revoked key's counts (a new key of the same name starts afresh)."""
+        with self._lock:
+            self._db.execute("DELETE FROM usage WHERE key=?", (key,))
