@@ -38,6 +38,7 @@ class Script:
     deltas: int = 10
     tool_calls: int = 0
     image_mb: float = 0.0
+    partials: int = 0  # partial images before the image, each as big (full-size previews)
     hold_s: float = 0.0
 
 
@@ -63,7 +64,7 @@ def build_events(script: Script) -> list[dict[str, Any]]:
         size = int(script.image_mb * 1024 * 1024)
         b64 = base64.b64encode(os.urandom(size * 3 // 4 + 3)).decode()[:size]
         b64 = b64[: len(b64) - len(b64) % 4]
-        rs.image(b64, revised_prompt="A benchmark image")
+        rs.image(b64, partials=[b64] * script.partials, revised_prompt="A benchmark image")
     rs.completed(usage(input_tokens=10, output_tokens=script.deltas))
     return rs.events
 

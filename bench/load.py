@@ -2,7 +2,9 @@
 
 Each request is timed to its first content byte (the first chat chunk with non-empty
 ``content``, or the first ``response.output_text.delta`` talking to the upstream directly) and to
-the end of the body. Prints one JSON object with the samples.
+the end of the body. For a streamed image (kinds ``images``, the Images API's events, and
+``responses_images``, the upstream's) "first content" is the whole first partial image event:
+the moment a client could show the preview. Prints one JSON object with the samples.
 
     python -m bench.load --url http://127.0.0.1:8000/v1/chat/completions --body '{...}' \
         --concurrency 64 --duration 10
@@ -25,8 +27,16 @@ import orjson
 CONTENT = {
     "chat": re.compile(rb'"content":\s?"[^"]'),
     "responses": re.compile(rb"output_text\.delta"),
+    "images": re.compile(rb"event: image_generation\.partial_image\n"),
+    "responses_images": re.compile(rb"event: response\.image_generation_call\.partial_image\n"),
 }
-END = {"chat": b"[DONE]", "responses": b"response.completed"}
+END = {
+    "chat": b"[DONE]",
+    "responses": b"response.completed",
+    "images": b"event: image_generation.completed",
+    "responses_images": b"response.completed",
+}
+WHOLE_EVENT = frozenset({"images", "responses_images"})  # first content = the event's end
 STREAM_ERROR = re.compile(rb'data:\s?\{"error"')
 TAIL = 64
 SCAN_WHOLE = 256 * 1024
@@ -73,10 +83,11 @@ class Connection:
         match = re.search(rb"content-length:\s*(\d+)", lowered)
         keep = b"connection: close" not in lowered and (chunked or match is not None)
         content, end, ttfb, ended, tail, size = CONTENT[kind], END[kind], 0.0, False, b"", 0
+        first = _FirstEvent(content) if kind in WHOLE_EVENT else None
         async for piece in _body(reader, chunked, int(match.group(1)) if match else None):
             size += len(piece)
             window = _window(tail, piece)
-            if not ttfb and content.search(window):
+            if not ttfb and (first.feed(tail, piece) if first else content.search(window)):
                 ttfb = time.perf_counter() - start
             if STREAM_ERROR.search(window):
                 raise StreamError("error event in stream")
@@ -107,6 +118,26 @@ def _window(tail: bytes, piece: bytes) -> bytes:
     if len(piece) <= SCAN_WHOLE:
         return tail + piece
     return tail + piece[:SCAN_EDGE] + b"\n" + piece[-SCAN_EDGE:]
+
+
+class _FirstEvent:
+    """Finds the end (the blank line) of the first SSE event whose head matches ``marker``,
+    searching every byte: an image event is megabytes long and ends mid-piece."""
+
+    def __init__(self, marker: re.Pattern[bytes]) -> None:
+        self.marker = marker
+        self.inside = False
+
+    def feed(self, tail: bytes, piece: bytes) -> bool:
+        if not self.inside:
+            hay = tail + piece
+            found = self.marker.search(hay)
+            if found is None:
+                return False
+            self.inside = True
+            return hay.find(b"\n\n", found.end()) >= 0
+        # the event's own head ends in one newline, so a blank line split over pieces is its end
+        return piece.find(b"\n\n") >= 0 or (tail.endswith(b"\n") and piece.startswith(b"\n"))
 
 
 class StreamError(Exception):

@@ -317,25 +317,31 @@ def measure(run: Run, targets: list[Target], only: set[str] | None) -> dict[str,
 # -- report ------------------------------------------------------------------------------------
 
 
+def added_under(limit: float) -> Callable[[dict[str, float | None]], bool | None]:
+    """Goal check: codex-proxy adds less than ``limit`` to the direct baseline."""
+
+    def check(v: dict[str, float | None]) -> bool | None:
+        ours, direct = v.get("codex-proxy"), v.get("direct")
+        return None if ours is None or direct is None else ours - direct < limit
+
+    return check
+
+
+def ours_under(limit: float) -> Callable[[dict[str, float | None]], bool | None]:
+    """Goal check: codex-proxy's own value is below ``limit``."""
+
+    def check(v: dict[str, float | None]) -> bool | None:
+        ours = v.get("codex-proxy")
+        return None if ours is None else ours < limit
+
+    return check
+
+
 def build_rows(results: dict[str, dict[str, Any]], sizes: Sizes) -> list[Row]:
     """The table rows, with goals and whether codex-proxy met them."""
 
     def col(key: str) -> dict[str, float | None]:
         return {t: results[t].get(key) for t in results}
-
-    def added_under(limit: float) -> Callable[[dict[str, float | None]], bool | None]:
-        def check(v: dict[str, float | None]) -> bool | None:
-            ours, direct = v.get("codex-proxy"), v.get("direct")
-            return None if ours is None or direct is None else ours - direct < limit
-
-        return check
-
-    def ours_under(limit: float) -> Callable[[dict[str, float | None]], bool | None]:
-        def check(v: dict[str, float | None]) -> bool | None:
-            ours = v.get("codex-proxy")
-            return None if ours is None else ours < limit
-
-        return check
 
     def beats(peers: dict[str, float]) -> Callable[[dict[str, float | None]], bool | None]:
         def check(v: dict[str, float | None]) -> bool | None:

@@ -20,6 +20,7 @@ PROJECT_BIN = Path(sys.executable).parent
 PEER_PACKAGES = ("litellm[proxy]", "chatmock")
 PROFILERS = ("py-spy",)
 PROMPT = [{"role": "user", "content": "hi"}]
+IMAGES_STREAM = {"prompt": "a fox", "stream": True, "partial_images": 3}
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Target:
 
     key: str
     title: str
-    kind: str  # "chat" (chat completions) or "responses" (the upstream itself)
+    kind: str  # "chat", "responses" (the upstream itself), "images" or "responses_images"
     path: str
     model: str = "gpt-5"
     health: str = "/healthz"
@@ -39,7 +40,9 @@ class Target:
 
     def body(self) -> str:
         """The streaming request body, as JSON text."""
-        if self.kind == "responses":
+        if self.kind == "images":
+            return orjson.dumps(IMAGES_STREAM).decode()
+        if self.kind in ("responses", "responses_images"):
             body: dict[str, object] = {
                 "model": "bench",
                 "instructions": "",

@@ -7,6 +7,8 @@ Needs ``npm ci --prefix tests/clients/node`` (the README's test command runs it)
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
+from codex_proxy.mock.images import render_image
 from codex_proxy.mock.server import FakeUpstream
 
 from ..conftest import Gateway
@@ -36,12 +40,13 @@ def node() -> str:
     return binary
 
 
-def run(node: str, script: str, base_url: str) -> dict[str, Any]:
+def run(node: str, script: str, base_url: str, **extra_env: str) -> dict[str, Any]:
     env = {
         **os.environ,
         "GATEWAY_BASE_URL": base_url,
         "GATEWAY_API_KEY": KEY,
         "GATEWAY_MODEL": MODEL,
+        **extra_env,
     }
     done = subprocess.run(
         [node, script],
@@ -84,6 +89,36 @@ def test_openai_node_streamed_image(node: str, image_gw: Gateway, upstream: Fake
     out = run(node, "openai_image.mjs", f"{image_gw.url}/v1")
     assert out["content"].startswith("Here it is.")
     assert decode_image(out["content"]) == data
+
+
+def test_openai_node_images_stream_partials(
+    node: str, base_url: str, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """``images.generate`` / ``images.edit`` with ``stream: true``: the SDK's own SSE reading
+    sees each partial image (by index) and then the completed image, all real PNGs."""
+    (tmp_path / "a.png").write_bytes(render_image(32, 32))
+    out = run(node, "openai_image_stream.mjs", base_url, EDIT_IMAGE=str(tmp_path / "a.png"))
+    generated, edited = out["generated"], out["edited"]
+    assert [(e["type"], e["index"]) for e in generated] == [
+        ("image_generation.partial_image", 0),
+        ("image_generation.partial_image", 1),
+        ("image_generation.completed", None),
+    ]
+    assert [(e["type"], e["index"]) for e in edited] == [
+        ("image_edit.partial_image", 0),
+        ("image_edit.completed", None),
+    ]
+    assert all(e["png"] for e in generated + edited)
+    assert (generated[-1]["width"], generated[-1]["height"]) == (96, 64)
+    assert (edited[-1]["width"], edited[-1]["height"]) == (64, 48)
+    for event, size in ((generated[-1], (96, 64)), (edited[-1], (64, 48))):
+        image = Image.open(io.BytesIO(base64.b64decode(event["b64"])))
+        image.load()
+        assert (image.format, image.size) == ("PNG", size)
+    generate, edit = (r.body for r in upstream.responses_requests)
+    assert (generate["tools"][0]["partial_images"], edit["tools"][0]["partial_images"]) == (2, 1)
+    assert edit["tools"][0]["action"] == "edit"
+    assert edit["input"][0]["content"][1]["type"] == "input_image"  # the file the SDK uploaded
 
 
 def test_ai_sdk_generate_and_stream_text(node: str, base_url: str, upstream: FakeUpstream) -> None:

@@ -17,6 +17,7 @@ from PIL import Image
 from codex_proxy.mock.events import ResponseScript
 from codex_proxy.mock.images import render_image
 from codex_proxy.mock.server import FakeUpstream, Pause, Reply
+from codex_proxy.server.images_stream import one_at_a_time
 
 from ..conftest import Gateway, wait_for
 
@@ -191,3 +192,34 @@ def test_client_leaving_cancels_the_upstream_call(gateway: Gateway, upstream: Fa
     assert wait_for(lambda: upstream.disconnects >= before + 1)
     assert time.monotonic() - closed_at < 3
     assert wait_for(lambda: upstream.open_streams == 0)
+
+
+def test_one_batch_at_a_time() -> None:
+    """The next upstream batch is read only after the last one was written, and the written
+    one is emptied: the keep-alive pump holds no 20 MB partial image while the next arrives."""
+    import asyncio
+
+    async def run() -> None:
+        pulled: list[int] = []
+
+        async def source():  # type: ignore[no-untyped-def]
+            for n in range(2):
+                pulled.append(n)
+                yield [{"n": n}]
+
+        written = asyncio.Event()
+        batches = one_at_a_time(source(), written)
+        first = await batches.__anext__()
+        assert (first, pulled) == ([{"n": 0}], [0])
+        following = asyncio.ensure_future(batches.__anext__())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not following.done() and pulled == [0]
+        written.set()
+        assert await following == [{"n": 1}]
+        assert (first, pulled) == ([], [0, 1])
+        written.set()
+        with pytest.raises(StopAsyncIteration):
+            await batches.__anext__()
+
+    asyncio.run(run())

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -56,6 +56,41 @@ def encode_events(events: list[dict[str, Any]]) -> Iterator[bytes]:
             yield b"\n\n"
 
     return coalesce(pieces())
+
+
+async def one_at_a_time(
+    batches: AsyncIterator[list[dict[str, Any]]], written: asyncio.Event
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The upstream's batches, the next one read only once ``written`` says the last one went
+    out, and then emptied. Without this the keep-alive pump reads ahead while a slow client
+    takes a 20 MB partial image, and every partial and the final image are in memory at once;
+    emptying the batch here drops the references the pump and its channel still hold."""
+    async for batch in batches:
+        written.clear()
+        yield batch
+        await written.wait()
+        batch.clear()
+
+
+def _translate(
+    batch: list[dict[str, Any]],
+    translator: ImageEventTranslator,
+    builder: ChatCompletionBuilder,
+    out: list[dict[str, Any]],
+    usage: list[Any],
+) -> None:
+    """One batch of upstream events: partial image events into ``out``, everything into the
+    builder, the last usage into ``usage[0]``. A function of its own so that no loop variable
+    keeps a 20 MB event alive while the next one is read."""
+    for event in batch:
+        partial = translator.feed(event)
+        if partial is not None:
+            out.append(partial)
+        builder.feed(event)
+        if event.get("type") in _TERMINAL:
+            response = event.get("response")
+            found = response.get("usage") if isinstance(response, dict) else None
+            usage[0] = found or usage[0]
 
 
 class ImageStreamRun:
@@ -105,10 +140,11 @@ class ImageStreamRun:
             model=str(self.body.get("model")),
             image_renderer=collector,
         )
-        usage: Any = None
+        usage: list[Any] = [None]
+        written = asyncio.Event()
         async with self.client.open_stream(creds, self.body, self.session_id) as up:
             headers = {**up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(up.batches(), self.keepalive_seconds)
+            ticking = _with_ticks(one_at_a_time(up.batches(), written), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
                     if item is _TICK:
@@ -116,25 +152,17 @@ class ImageStreamRun:
                         continue
                     out: list[dict[str, Any]] = []
                     try:
-                        for event in item:
-                            partial = translator.feed(event)
-                            if partial is not None:
-                                out.append(partial)
-                            builder.feed(event)
-                            if event.get("type") in _TERMINAL:
-                                response = event.get("response")
-                                found = (
-                                    response.get("usage") if isinstance(response, dict) else None
-                                )
-                                usage = found or usage
+                        _translate(item, translator, builder, out, usage)
                     finally:  # what came before a failure still goes out first
                         item.clear()  # no 20 MB event is held while its partial is written
                         for piece in encode_events(out):
                             await self._write(send, piece, headers)
+                        out.clear()
+                        written.set()
             completion = builder.result()
         if not collector.items:
             raise no_image_error(completion)
-        for piece in encode_events([translator.completed(collector.items[0], usage)]):
+        for piece in encode_events([translator.completed(collector.items[0], usage[0])]):
             await self._write(send, piece, headers)
 
     async def _write(
