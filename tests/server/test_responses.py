@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from codex_proxy.mock.events import ResponseScript, text_response
-from codex_proxy.mock.server import Drop, FakeUpstream, Pause, Reply
+from codex_proxy.mock.server import Drop, FakeUpstream, Pause, RawData, Reply
 
 from ..conftest import Gateway, wait_for
 
@@ -339,6 +339,45 @@ def test_mid_stream_failure_is_an_event_and_not_saved(
     rid = events[0].response.id
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(rid)
+
+
+def test_unchanged_events_keep_the_upstream_bytes(gateway: Gateway, upstream: FakeUpstream) -> None:
+    """An event the relay does not change goes out with its data bytes as the upstream wrote
+    them: odd spacing, key order and escapes survive (a re-encoding would normalise them)."""
+    odd = (
+        b'{ "sequence_number" : 3,"type":"response.output_text.delta",  "item_id": "msg_odd",'
+        b' "output_index":0, "content_index" :0,"delta":"caf\\u00e9 " }'
+    )
+    s = ResponseScript()
+    s.start()
+    head = list(s.events)
+    s.events.clear()
+    s.message(["the end"])
+    s.completed()
+    raw = RawData(b"event: response.output_text.delta\ndata: " + odd + b"\n\n")
+    upstream.enqueue(Reply(events=[*head, raw, *s.events]))
+    with httpx.Client(base_url=gateway.url, timeout=10) as http:
+        body = http.post("/v1/responses", json={"model": MODEL, "input": "hi", "stream": True})
+    assert body.status_code == 200
+    assert b"event: response.output_text.delta\ndata: " + odd + b"\n\n" in body.content
+    assert b"the end" in body.content
+
+
+def test_large_image_events_stream_whole(gateway: Gateway, upstream: FakeUpstream) -> None:
+    """A partial and a final image of several MB (lines that span many reads) reach the client
+    whole and parse back to the same base64."""
+    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 12_000).decode()
+    s = ResponseScript()
+    s.start()
+    s.image(big, partials=[big[: len(big) // 2]])
+    s.completed()
+    upstream.enqueue(Reply(events=s.events))
+    events = list(gateway.client().responses.create(model=MODEL, input="draw", stream=True))
+    (partial,) = [e for e in events if e.type == "response.image_generation_call.partial_image"]
+    assert partial.partial_image_b64 == big[: len(big) // 2]
+    done = [e.item for e in events if e.type == "response.output_item.done"]
+    assert [i.result for i in done if i.type == "image_generation_call"] == [big]
+    assert events[-1].response.output[-1].result == big
 
 
 def test_keepalive_during_silence(make_gateway, upstream: FakeUpstream) -> None:

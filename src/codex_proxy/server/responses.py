@@ -248,7 +248,7 @@ class ResponsesRun:
         held: list[bytes] = []
         async with self.client.open_stream(self.creds, self.body, self.session_id or "") as up:
             headers = {**self.headers, **up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(up.batches(), self.keepalive_seconds)
+            ticking = _with_ticks(up.raw_batches(), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
                     if item is _TICK:
@@ -256,10 +256,13 @@ class ResponsesRun:
                         held = []
                         continue
                     writes: list[bytes] = []
-                    for event in item:
+                    for event, raw in item:
                         self._sequence = max(self._sequence, _seq(event))
                         replaced = relay.feed(event)
-                        frames = _frames(event if replaced is None else replaced)
+                        if replaced is not None or raw is None:
+                            frames = _frames(event if replaced is None else replaced)
+                        else:  # passed on as the upstream sent it, byte for byte
+                            frames = _raw_frames(event["type"], raw)
                         if not self._started and not writes and event.get("type") in LIFECYCLE:
                             held.extend(frames)
                             continue
@@ -326,11 +329,19 @@ def _seq(event: Mapping[str, Any]) -> int:
 
 
 def _frames(event: Mapping[str, Any]) -> list[bytes]:
-    """One event as SSE writes, re-encoded (the upstream's bytes are not kept); an image is
-    sliced rather than copied whole."""
+    """One event the gateway changed (or made) as SSE writes, re-encoded; an image is sliced
+    rather than copied whole."""
     name = event.get("type")
     head = sse_frame(name if isinstance(name, str) else "message", b"")[:-2]
     return list(coalesce(_pieces(head, event)))
+
+
+def _raw_frames(name: str, raw: bytes | bytearray) -> list[bytes]:
+    """An unchanged event with the upstream's own data bytes, framed as :func:`sse_frame`
+    frames it; a large one (an image) is a write of its own, not copied (a ``bytearray``
+    from the SSE decoder goes out as it is)."""
+    head = sse_frame(name, b"")[:-2]
+    return list(coalesce((head, raw, b"\n\n")))
 
 
 def _pieces(head: bytes, event: Mapping[str, Any]) -> Iterator[bytes]:
