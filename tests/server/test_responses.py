@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from codex_proxy.mock.events import ResponseScript, text_response
 from codex_proxy.mock.server import Drop, FakeUpstream, Pause, RawData, Reply
+from codex_proxy.store.blobs import BlobStore
 
 from ..conftest import Gateway, wait_for
 
@@ -261,6 +262,34 @@ def images_sent(items: list[dict[str, Any]]) -> list[str]:
         for part in item.get("content", [])
         if isinstance(part, dict) and part.get("type") == "input_image"
     ]
+
+
+def test_last_image_mode_reads_only_the_last_image(
+    make_gateway, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain of three generated images, CODEX_IMAGE_HISTORY=last: the next turn reads one
+    image file from the store, not three."""
+    client = make_gateway(image_history="last").client()
+    pictures = [
+        base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes([n]) * 4096).decode() for n in range(3)
+    ]
+    previous = None
+    for picture in pictures:
+        s = ResponseScript()
+        s.start()
+        s.image(picture)
+        s.completed()
+        upstream.enqueue(Reply(events=s.events))
+        previous = client.responses.create(
+            model=MODEL, input="draw", previous_response_id=previous
+        ).id
+    reads: list[str] = []
+    real_read = BlobStore.read
+    monkeypatch.setattr(BlobStore, "read", lambda self, d: reads.append(d) or real_read(self, d))
+    client.responses.create(model=MODEL, input="again", previous_response_id=previous)
+    assert len(reads) == 1
+    sent = upstream.responses_requests[-1].body["input"]
+    assert images_sent(sent) == [f"data:image/png;base64,{pictures[-1]}"]
 
 
 def test_store_survives_a_restart(make_gateway, upstream: FakeUpstream, tmp_path) -> None:

@@ -49,7 +49,9 @@ from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.request import RequestOptions
 from codex_proxy.translate.responses_compact import compacted_response, prepare_compact_request
 from codex_proxy.translate.responses_history import (
+    Turn,
     assemble_input,
+    images_sent,
     referenced_ids,
     resolve_references,
 )
@@ -103,7 +105,7 @@ async def create_response(request: Request) -> Any:
         new_items: list[dict[str, Any]] | None = None
         if prepared.chatgpt:
             new_items = await _resolved_input(state.store, prepared.input)
-            turns = [(turn.input_items, turn.output_items) for turn in chain]
+            turns = await _turns(state.store, chain, settings.image_history)
             full = assemble_input(turns, new_items, image_history=settings.image_history)
             upstream_body = {**prepared.body, "input": full}
         else:
@@ -158,7 +160,7 @@ async def _load_chain(store: ResponseStore | None, previous: Any) -> list[Stored
             "previous_response_not_found",
         )
     try:
-        return await store.load_chain(previous)
+        return await store.load_chain(previous, with_bytes=False)  # images: see _turns
     except StoredResponseNotFound as missing:
         raise errors.invalid_request(
             f"Previous response with id '{missing.id}' not found.",
@@ -167,6 +169,25 @@ async def _load_chain(store: ResponseStore | None, previous: Any) -> list[Stored
         ) from None
     except ChainError as bad:
         raise errors.invalid_request(str(bad), "previous_response_id", "invalid_value") from None
+
+
+async def _turns(
+    store: ResponseStore | None, chain: list[StoredTurn], image_history: str
+) -> list[Turn]:
+    """The chain as :func:`assemble_input` takes it, with the bytes of what it sends: every
+    turn's input, and only the generated images the history mode sends back (the chain was
+    loaded without image bytes; a 3-image chain in ``last`` mode reads one file, not three)."""
+    turns: list[Turn] = [(turn.input_items, turn.output_items) for turn in chain]
+    if store is None or not chain:
+        return turns
+    sent = sorted(images_sent(turns, image_history))
+    inputs, images = await store.restore_blobs(
+        [[turn.input_items for turn in chain], [chain[t].output_items[i] for t, i in sent]]
+    )
+    outputs = [list(turn.output_items) for turn in chain]
+    for (t, i), image in zip(sent, images, strict=True):
+        outputs[t][i] = image
+    return list(zip(inputs, outputs, strict=True))
 
 
 async def _resolved_input(
@@ -482,7 +503,7 @@ async def compact_response(request: Request) -> Any:
         if chatgpt:
             chain = await _load_chain(state.store, prepared.previous_response_id)
             new_items = await _resolved_input(state.store, prepared.body["input"])
-            turns = [(turn.input_items, turn.output_items) for turn in chain]
+            turns = await _turns(state.store, chain, settings.image_history)
             full = assemble_input(turns, new_items, image_history=settings.image_history)
             upstream_body = {**prepared.body, "input": full}
         answer = await state.client.request_json(creds, "POST", "/responses/compact", upstream_body)
