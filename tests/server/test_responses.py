@@ -8,6 +8,9 @@ gateway replayed the stored history in full.
 from __future__ import annotations
 
 import base64
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -290,6 +293,45 @@ def test_last_image_mode_reads_only_the_last_image(
     assert len(reads) == 1
     sent = upstream.responses_requests[-1].body["input"]
     assert images_sent(sent) == [f"data:image/png;base64,{pictures[-1]}"]
+
+
+@pytest.mark.parametrize(("tool_choice", "peak"), [({"type": "image_generation"}, 1), ("auto", 2)])
+def test_forced_image_tool_takes_an_image_slot(
+    make_gateway, upstream: FakeUpstream, tool_choice: Any, peak: int
+) -> None:
+    """CODEX_IMAGE_CONCURRENCY=1: two calls forcing the image tool run one after the other,
+    as on the chat route; other calls are not image jobs and run side by side."""
+    client = make_gateway(image_concurrency=1, enable_image_gen=True).client()
+    picture = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode()
+    for _ in range(2):
+        s = ResponseScript()
+        s.start()
+        head = list(s.events)
+        s.events.clear()
+        s.image(picture)
+        s.completed()
+        upstream.enqueue(Reply(events=[*head, Pause(0.3), *s.events]))
+    seen = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            seen[0] = max(seen[0], upstream.open_streams)
+            time.sleep(0.005)
+
+    def create() -> Any:
+        return client.responses.create(model=MODEL, input="draw", tool_choice=tool_choice)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: create(), range(2)))
+    finally:
+        done.set()
+        sampler.join()
+    assert all(a.output[-1].type == "image_generation_call" for a in answers)
+    assert seen[0] == peak
 
 
 def test_store_survives_a_restart(make_gateway, upstream: FakeUpstream, tmp_path) -> None:

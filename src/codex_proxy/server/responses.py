@@ -9,6 +9,7 @@ API key the body goes to the public API nearly as sent, and it stores and chains
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -46,6 +47,7 @@ from codex_proxy.store import (
 )
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.translate.images import forces_image_tool
 from codex_proxy.translate.request import RequestOptions
 from codex_proxy.translate.responses_compact import compacted_response, prepare_compact_request
 from codex_proxy.translate.responses_history import (
@@ -115,6 +117,7 @@ async def create_response(request: Request) -> Any:
     note(model=prepared.view.model, stream=prepared.stream)
     headers = {DROPPED_HEADER: ",".join(prepared.dropped)} if prepared.dropped else {}
     saving = prepared.chatgpt and prepared.view.store and state.store is not None
+    forces_image = forces_image_tool(upstream_body.get("tool_choice"))
     return ResponsesRun(
         client=state.client,
         creds=creds,
@@ -125,6 +128,7 @@ async def create_response(request: Request) -> Any:
         headers=headers,
         store=state.store if saving else None,
         input_items=new_items or [],
+        limiter=state.image_jobs if forces_image else None,
     )
 
 
@@ -217,6 +221,7 @@ class ResponsesRun:
         headers: Mapping[str, str],
         store: ResponseStore | None,
         input_items: list[dict[str, Any]],
+        limiter: asyncio.Semaphore | None = None,
     ) -> None:
         self.client = client
         self.creds = creds
@@ -226,6 +231,7 @@ class ResponsesRun:
         self.headers = dict(headers)
         self.store = store
         self.input_items = input_items
+        self.limiter = limiter  # an image job (the image tool forced): one of its slots
         self.relay = ResponsesRelay(prepared.view, response_id=response_id)
         self.session_id = prepared.prompt_cache_key or None
         self._started = False
@@ -234,10 +240,11 @@ class ResponsesRun:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async with cancelled_on_disconnect(receive):
             try:
-                if self.prepared.stream:
-                    await self._stream(send)
-                else:
-                    await self._complete(send)
+                async with self.limiter or contextlib.nullcontext():
+                    if self.prepared.stream:
+                        await self._stream(send)
+                    else:
+                        await self._complete(send)
             except OpenAIError as error:
                 await self._fail(send, error)
             except Exception:
