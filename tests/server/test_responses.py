@@ -8,8 +8,6 @@ gateway replayed the stored history in full.
 from __future__ import annotations
 
 import base64
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,7 +20,7 @@ from codex_proxy.mock.events import ResponseScript, text_response
 from codex_proxy.mock.server import Drop, FakeUpstream, Pause, RawData, Reply
 from codex_proxy.store.blobs import BlobStore
 
-from ..conftest import Gateway, wait_for
+from ..conftest import Gateway, peak_open_streams, wait_for
 
 MODEL = "gpt-5.2-codex"
 WEATHER_TOOL = {
@@ -311,25 +309,12 @@ def test_forced_image_tool_takes_an_image_slot(
         s.image(picture)
         s.completed()
         upstream.enqueue(Reply(events=[*head, Pause(0.3), *s.events]))
-    seen = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            seen[0] = max(seen[0], upstream.open_streams)
-            time.sleep(0.005)
 
     def create() -> Any:
         return client.responses.create(model=MODEL, input="draw", tool_choice=tool_choice)
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(lambda _: create(), range(2)))
-    finally:
-        done.set()
-        sampler.join()
+    with peak_open_streams(upstream) as seen, ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: create(), range(2)))
     assert all(a.output[-1].type == "image_generation_call" for a in answers)
     assert seen[0] == peak
 
