@@ -11,33 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import aclosing
 from typing import Any
 
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from codex_proxy._json import dumps_parts
 from codex_proxy.server.chat import DROPPED_HEADER
 from codex_proxy.server.http import JSONResponse, error_response, read_json
 from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import (
-    _TICK,
     KEEPALIVE,
     SSE_HEADERS,
-    _start_event_stream,
-    _with_ticks,
-    cancelled_on_disconnect,
+    TICK,
+    EventStream,
     coalesce,
-    internal_error,
+    encode_events,
+    guarded,
     json_response_parts,
-    send_error,
+    with_ticks,
 )
 from codex_proxy.server.request_log import note
+from codex_proxy.server.shutdown import Shutdown
 from codex_proxy.store import (
     ChainError,
     InvalidListParameter,
@@ -70,8 +68,6 @@ from codex_proxy.translate.responses_stream import (
 )
 from codex_proxy.upstream.auth import CHATGPT, Credentials
 from codex_proxy.upstream.client import UpstreamClient
-
-log = logging.getLogger("codex_proxy")
 
 CACHE_KEY_FIELD = "_codex_proxy_prompt_cache_key"
 """Private field of a stored Response: the conversation's cache key, carried to each turn."""
@@ -129,6 +125,7 @@ async def create_response(request: Request) -> Any:
         store=state.store if saving else None,
         input_items=new_items or [],
         limiter=state.image_jobs if forces_image else None,
+        shutdown=state.shutdown,
     )
 
 
@@ -222,6 +219,7 @@ class ResponsesRun:
         store: ResponseStore | None,
         input_items: list[dict[str, Any]],
         limiter: asyncio.Semaphore | None = None,
+        shutdown: Shutdown | None = None,
     ) -> None:
         self.client = client
         self.creds = creds
@@ -234,22 +232,30 @@ class ResponsesRun:
         self.limiter = limiter  # an image job (the image tool forced): one of its slots
         self.relay = ResponsesRelay(prepared.view, response_id=response_id)
         self.session_id = prepared.prompt_cache_key or None
-        self._started = False
+        self.shutdown = shutdown
         self._sequence = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with cancelled_on_disconnect(receive):
-            try:
-                async with self.limiter or contextlib.nullcontext():
-                    if self.prepared.stream:
-                        await self._stream(send)
-                    else:
-                        await self._complete(send)
-            except OpenAIError as error:
-                await self._fail(send, error)
-            except Exception:
-                log.exception("response failed")
-                await self._fail(send, internal_error())
+        out = EventStream(send)
+
+        async def run() -> None:
+            if self.prepared.stream:
+                await self._stream(out)
+            else:
+                await self._complete(send)
+
+        async def fail(error: OpenAIError) -> None:
+            event = {
+                "type": "error",
+                "code": error.code,
+                "message": error.message,
+                "param": error.param,
+                "sequence_number": self._sequence + 1,
+            }
+            payload = b"".join(encode_events([event]))
+            await out.fail(error, self.headers, payload, "response stream")
+
+        await guarded(receive, run, fail, "response", limiter=self.limiter, shutdown=self.shutdown)
 
     async def _complete(self, send: Send) -> None:
         relay = self.relay
@@ -269,18 +275,18 @@ class ResponsesRun:
         for message in json_response_parts(200, final, headers):
             await send(message)
 
-    async def _stream(self, send: Send) -> None:
+    async def _stream(self, out: EventStream) -> None:
         """Events as they come. The lifecycle events are held until the first other one, so
         a failure before any output is still a real HTTP status."""
         relay = self.relay
         held: list[bytes] = []
         async with self.client.open_stream(self.creds, self.body, self.session_id or "") as up:
             headers = {**self.headers, **up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(up.raw_batches(), self.keepalive_seconds)
+            ticking = with_ticks(up.raw_batches(), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
-                    if item is _TICK:
-                        await self._write(send, [*held, KEEPALIVE], headers)
+                    if item is TICK:
+                        await out.write_all([*held, KEEPALIVE], headers)
                         held = []
                         continue
                     writes: list[bytes] = []
@@ -291,10 +297,10 @@ class ResponsesRun:
                             frames = _frames(event if replaced is None else replaced)
                         else:  # passed on as the upstream sent it, byte for byte
                             frames = _raw_frames(event["type"], raw)
-                        if not self._started and not writes and event.get("type") in LIFECYCLE:
+                        if not out.started and not writes and event.get("type") in LIFECYCLE:
                             held.extend(frames)
                             continue
-                        if relay.failure is not None and not self._started and not writes:
+                        if relay.failure is not None and not out.started and not writes:
                             raise relay.failure  # nothing sent yet: a real status
                         writes += [*held, *frames]
                         held = []
@@ -303,10 +309,10 @@ class ResponsesRun:
                     item.clear()
                     if relay.done:
                         await self._save()  # before the last event: the client may chain at once
-                        await self._write(send, writes, headers, more=False)
+                        await out.write_all(writes, headers, more=False)
                         return
                     if writes:
-                        await self._write(send, writes, headers)
+                        await out.write_all(writes, headers)
         relay.finish()  # the upstream closed without a terminal event: truncated
 
     async def _save(self) -> None:
@@ -320,36 +326,6 @@ class ResponsesRun:
         }
         await self.store.save(saved, self.input_items)
 
-    async def _write(
-        self, send: Send, writes: list[bytes], headers: Mapping[str, str], more: bool = True
-    ) -> None:
-        if not self._started:
-            await _start_event_stream(send, headers)
-            self._started = True
-        for i, payload in enumerate(writes):
-            last = i == len(writes) - 1
-            await send(
-                {"type": "http.response.body", "body": payload, "more_body": more or not last}
-            )
-        if not writes and not more:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _fail(self, send: Send, error: OpenAIError) -> None:
-        """Before the first byte: a JSON error with its status; after: an ``error`` event."""
-        if not self._started:
-            await send_error(send, error, self.headers)
-            return
-        log.warning("response stream failed after it started: %s", error.message)
-        event = {
-            "type": "error",
-            "code": error.code,
-            "message": error.message,
-            "param": error.param,
-            "sequence_number": self._sequence + 1,
-        }
-        payload = b"".join(_frames(event))
-        await send({"type": "http.response.body", "body": payload, "more_body": False})
-
 
 def _seq(event: Mapping[str, Any]) -> int:
     number = event.get("sequence_number")
@@ -359,9 +335,7 @@ def _seq(event: Mapping[str, Any]) -> int:
 def _frames(event: Mapping[str, Any]) -> list[bytes]:
     """One event the gateway changed (or made) as SSE writes, re-encoded; an image is sliced
     rather than copied whole."""
-    name = event.get("type")
-    head = sse_frame(name if isinstance(name, str) else "message", b"")[:-2]
-    return list(coalesce(_pieces(head, event)))
+    return list(encode_events([event]))
 
 
 def _raw_frames(name: str, raw: bytes | bytearray) -> list[bytes]:
@@ -370,12 +344,6 @@ def _raw_frames(name: str, raw: bytes | bytearray) -> list[bytes]:
     from the SSE decoder goes out as it is)."""
     head = sse_frame(name, b"")[:-2]
     return list(coalesce((head, raw, b"\n\n")))
-
-
-def _pieces(head: bytes, event: Mapping[str, Any]) -> Iterator[bytes]:
-    yield head
-    yield from dumps_parts(event)
-    yield b"\n\n"
 
 
 # ------------------------------------------------------------------------ GET, DELETE
