@@ -143,6 +143,43 @@ def test_input_items_pagination(client: openai.OpenAI, upstream: FakeUpstream) -
         client.responses.input_items.list(created.id, order="sideways")  # type: ignore[arg-type]
 
 
+def test_include_encrypted_reasoning_on_retrieve_and_input_items(
+    client: openai.OpenAI, http: httpx.Client, upstream: FakeUpstream
+) -> None:
+    """``reasoning.encrypted_content`` comes back only when ``include`` asks for it, from the
+    response and from its input items alike (as the SDK sends it: ``include[]``)."""
+    s = ResponseScript()
+    s.start()
+    s.reasoning([["thinking"]], encrypted_content="gAAAA-out")
+    s.message(["done"])
+    s.completed()
+    upstream.enqueue(Reply(events=s.events))
+    sent_back = {
+        "type": "reasoning",
+        "id": "rs_client",
+        "summary": [],
+        "encrypted_content": "gAAAA-in",
+    }
+    created = client.responses.create(model=MODEL, input=[user("hi"), sent_back])
+    include = ["reasoning.encrypted_content"]
+
+    def encrypted(items: list[Any]) -> list[Any]:
+        return [i.encrypted_content for i in items if i.type == "reasoning"]
+
+    assert encrypted(client.responses.retrieve(created.id).output) == [None]
+    assert encrypted(client.responses.retrieve(created.id, include=include).output) == ["gAAAA-out"]
+    assert encrypted(client.responses.input_items.list(created.id).data) == [None]
+    listed = client.responses.input_items.list(created.id, include=include)  # type: ignore[arg-type]
+    assert encrypted(listed.data) == ["gAAAA-in"]
+    for path in (f"/v1/responses/{created.id}", f"/v1/responses/{created.id}/input_items"):
+        bad = http.get(path, params={"include[]": "everything"})
+        assert bad.status_code == 400
+        assert (bad.json()["error"]["param"], bad.json()["error"]["code"]) == (
+            "include",
+            "invalid_value",
+        )
+
+
 def test_store_false_is_not_kept(client: openai.OpenAI, upstream: FakeUpstream) -> None:
     created = client.responses.create(model=MODEL, input="forget me", store=False)
     assert created.store is False

@@ -356,17 +356,56 @@ async def get_response(request: Request) -> Any:
         creds = await state.auth.credentials()
         if creds.mode != CHATGPT:
             answer = await state.client.request_json(
-                creds, "GET", f"/responses/{rid}", params=dict(request.query_params)
+                creds, "GET", f"/responses/{rid}", params=_forwarded_query(request)
             )
             return _json(answer)
         store = _require_store(state.store, rid)
+        keep_encrypted = ENCRYPTED_REASONING in _include(request)
         stored = await store.get_response(rid)
     except OpenAIError as error:
         return error_response(error)
     except StoredResponseNotFound:
         return error_response(_response_not_found(rid))
-    include = request.query_params.getlist("include")
-    return _json(public_response(stored, keep_encrypted=ENCRYPTED_REASONING in include))
+    return _json(public_response(stored, keep_encrypted=keep_encrypted))
+
+
+INCLUDABLE = frozenset(
+    {
+        "code_interpreter_call.outputs",
+        "computer_call_output.output.image_url",
+        "file_search_call.results",
+        "message.input_image.image_url",
+        "message.output_text.logprobs",
+        "reasoning.encrypted_content",
+        "web_search_call.action.sources",
+        "web_search_call.results",
+    }
+)
+"""The public API's ``include`` values. Only ``reasoning.encrypted_content`` changes what the
+store answers (it keeps the rest of every item whole); any other value is a 400, as there."""
+
+
+def _include(request: Request) -> set[str]:
+    """The ``include`` query values (``include[]=`` as the SDKs write it, or ``include=``);
+    an unknown one is a 400 naming it."""
+    query = request.query_params
+    values = {*query.getlist("include"), *query.getlist("include[]")}
+    unknown = sorted(values - INCLUDABLE)
+    if unknown:
+        supported = ", ".join(f"'{v}'" for v in sorted(INCLUDABLE))
+        raise errors.invalid_request(
+            f"Invalid value for 'include': '{unknown[0]}'. Supported values are: {supported}.",
+            "include",
+            "invalid_value",
+        )
+    return values
+
+
+def _forwarded_query(request: Request) -> dict[str, list[str]]:
+    """The query as the public API gets it in api_key mode, repeated keys (``include[]``)
+    and all."""
+    query = request.query_params
+    return {key: query.getlist(key) for key in query}
 
 
 def public_response(stored: Mapping[str, Any], *, keep_encrypted: bool) -> dict[str, Any]:
@@ -402,10 +441,11 @@ async def list_input_items(request: Request) -> Any:
         creds = await state.auth.credentials()
         if creds.mode != CHATGPT:
             answer = await state.client.request_json(
-                creds, "GET", f"/responses/{rid}/input_items", params=dict(query)
+                creds, "GET", f"/responses/{rid}/input_items", params=_forwarded_query(request)
             )
             return _json(answer)
         store = _require_store(state.store, rid)
+        keep_encrypted = ENCRYPTED_REASONING in _include(request)
         page = await store.list_input_items(
             rid,
             after=query.get("after") or None,
@@ -419,6 +459,8 @@ async def list_input_items(request: Request) -> Any:
         return error_response(_response_not_found(rid))
     except InvalidListParameter as bad:
         return error_response(errors.invalid_request(str(bad), bad.param, "invalid_value"))
+    if not keep_encrypted:  # reasoning sent back as input: as GET of the response does
+        page = {**page, "data": [strip_encrypted(item) for item in page["data"]]}
     return _json(page)
 
 
