@@ -74,6 +74,13 @@ CACHE_KEY_FIELD = "_codex_proxy_prompt_cache_key"
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 
+def owner_of(request: Request) -> str | None:
+    """Whose stored responses a request may read and write: every store call of this module
+    passes it. None (unowned rows) until the gateway has client keys; then the name of the key
+    the request came with."""
+    return None
+
+
 def response_id() -> str:
     """The gateway's own id: the upstream's are not unique across turns (nor kept)."""
     return "resp_" + secrets.token_hex(24)
@@ -85,6 +92,7 @@ def response_id() -> str:
 async def create_response(request: Request) -> Any:
     state = request.app.state
     settings = state.settings
+    owner = owner_of(request)
     try:
         body = await read_json(request)
         if isinstance(body, dict) and isinstance(body.get("model"), str):
@@ -95,14 +103,14 @@ async def create_response(request: Request) -> Any:
         chain: list[StoredTurn] = []
         cache_key = None
         if chatgpt and isinstance(body, dict):
-            chain = await _load_chain(state.store, body.get("previous_response_id"))
+            chain = await _load_chain(state.store, body.get("previous_response_id"), owner)
             if chain:
                 cache_key = chain[-1].response.get(CACHE_KEY_FIELD)
         prepared = prepare_responses_request(body, options, cache_key=cache_key)
         upstream_body = prepared.body
         new_items: list[dict[str, Any]] | None = None
         if prepared.chatgpt:
-            new_items = await _resolved_input(state.store, prepared.input)
+            new_items = await _resolved_input(state.store, prepared.input, owner)
             turns = await _turns(state.store, chain, settings.image_history)
             full = assemble_input(turns, new_items, image_history=settings.image_history)
             upstream_body = {**prepared.body, "input": full}
@@ -124,6 +132,7 @@ async def create_response(request: Request) -> Any:
         headers=headers,
         store=state.store if saving else None,
         input_items=new_items or [],
+        owner=owner,
         limiter=state.image_jobs if forces_image else None,
         shutdown=state.shutdown,
     )
@@ -149,7 +158,9 @@ async def responses_options(request: Request, creds: Credentials, body: Any) -> 
     )
 
 
-async def _load_chain(store: ResponseStore | None, previous: Any) -> list[StoredTurn]:
+async def _load_chain(
+    store: ResponseStore | None, previous: Any, owner: str | None
+) -> list[StoredTurn]:
     """The stored turns up to ``previous`` (oldest first); 400s the public API's way."""
     if not isinstance(previous, str) or not previous:
         return []  # absent, or a bad type the request check reports
@@ -161,7 +172,7 @@ async def _load_chain(store: ResponseStore | None, previous: Any) -> list[Stored
             "previous_response_not_found",
         )
     try:
-        return await store.load_chain(previous, with_bytes=False)  # images: see _turns
+        return await store.load_chain(previous, owner=owner, with_bytes=False)  # see _turns
     except StoredResponseNotFound as missing:
         raise errors.invalid_request(
             f"Previous response with id '{missing.id}' not found.",
@@ -192,14 +203,14 @@ async def _turns(
 
 
 async def _resolved_input(
-    store: ResponseStore | None, items: list[dict[str, Any]]
+    store: ResponseStore | None, items: list[dict[str, Any]], owner: str | None
 ) -> list[dict[str, Any]]:
     """The new input with item references replaced by the stored items they name."""
     found: dict[str, dict[str, Any]] = {}
     if store is not None:
         for ref in referenced_ids(items):
             with contextlib.suppress(StoredResponseNotFound):  # resolve_references 400s it
-                found[ref] = await store.get_item(ref)
+                found[ref] = await store.get_item(ref, owner=owner)
     return resolve_references(items, found.get)
 
 
@@ -218,6 +229,7 @@ class ResponsesRun:
         headers: Mapping[str, str],
         store: ResponseStore | None,
         input_items: list[dict[str, Any]],
+        owner: str | None = None,
         limiter: asyncio.Semaphore | None = None,
         shutdown: Shutdown | None = None,
     ) -> None:
@@ -229,6 +241,7 @@ class ResponsesRun:
         self.headers = dict(headers)
         self.store = store
         self.input_items = input_items
+        self.owner = owner
         self.limiter = limiter  # an image job (the image tool forced): one of its slots
         self.relay = ResponsesRelay(prepared.view, response_id=response_id)
         self.session_id = prepared.prompt_cache_key or None
@@ -324,7 +337,7 @@ class ResponsesRun:
             "output": relay.items,
             CACHE_KEY_FIELD: self.prepared.prompt_cache_key,
         }
-        await self.store.save(saved, self.input_items)
+        await self.store.save(saved, self.input_items, owner=self.owner)
 
 
 def _seq(event: Mapping[str, Any]) -> int:
@@ -361,7 +374,7 @@ async def get_response(request: Request) -> Any:
             return _json(answer)
         store = _require_store(state.store, rid)
         keep_encrypted = ENCRYPTED_REASONING in _include(request)
-        stored = await store.get_response(rid)
+        stored = await store.get_response(rid, owner=owner_of(request))
     except OpenAIError as error:
         return error_response(error)
     except StoredResponseNotFound:
@@ -425,7 +438,7 @@ async def delete_response(request: Request) -> Any:
         if creds.mode != CHATGPT:
             answer = await state.client.request_json(creds, "DELETE", f"/responses/{rid}")
             return _json(answer or {"id": rid, "object": "response.deleted", "deleted": True})
-        await _require_store(state.store, rid).delete(rid)
+        await _require_store(state.store, rid).delete(rid, owner=owner_of(request))
     except OpenAIError as error:
         return error_response(error)
     except StoredResponseNotFound:
@@ -448,6 +461,7 @@ async def list_input_items(request: Request) -> Any:
         keep_encrypted = ENCRYPTED_REASONING in _include(request)
         page = await store.list_input_items(
             rid,
+            owner=owner_of(request),
             after=query.get("after") or None,
             before=query.get("before") or None,
             limit=_limit(query.get("limit")),
@@ -518,8 +532,9 @@ async def compact_response(request: Request) -> Any:
         upstream_body = prepared.body
         chatgpt = creds.mode == CHATGPT
         if chatgpt:
-            chain = await _load_chain(state.store, prepared.previous_response_id)
-            new_items = await _resolved_input(state.store, prepared.body["input"])
+            owner = owner_of(request)
+            chain = await _load_chain(state.store, prepared.previous_response_id, owner)
+            new_items = await _resolved_input(state.store, prepared.body["input"], owner)
             turns = await _turns(state.store, chain, settings.image_history)
             full = assemble_input(turns, new_items, image_history=settings.image_history)
             upstream_body = {**prepared.body, "input": full}
