@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,27 @@ def client(gateway: Gateway, upstream: FakeUpstream) -> openai.OpenAI:
 def http(gateway: Gateway, upstream: FakeUpstream) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway.url, timeout=10) as c:
         yield c
+
+
+@contextmanager
+def peak_open_streams(upstream: FakeUpstream) -> Iterator[list[int]]:
+    """The most upstream streams open at once while the body runs: ``[peak]``, filled in by
+    a sampling thread (for the image-job concurrency limit)."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], upstream.open_streams)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -23,7 +22,7 @@ from codex_proxy.mock.server import FakeUpstream, Pause, Reply
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.images_api import edit_request, generation_request, responses_body
 
-from ..conftest import Gateway, start_gateway, wait_for
+from ..conftest import Gateway, peak_open_streams, start_gateway, wait_for
 
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
@@ -459,21 +458,8 @@ def test_image_jobs_share_the_concurrency_slots(
     gw = make_gateway(image_concurrency=slots)
     for _ in range(3):
         upstream.enqueue(Reply(events=image_events(encoded(), pause=0.3)))
-    peak = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], upstream.open_streams)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with peak_open_streams(upstream) as peak:
         result = gw.client().images.generate(prompt="x", n=3)
-    finally:
-        done.set()
-        sampler.join()
     assert len(result.data) == 3
     assert len(upstream.responses_requests) == 3
     assert peak[0] == expected_peak

@@ -8,6 +8,7 @@ gateway replayed the stored history in full.
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -16,9 +17,10 @@ import pytest
 from pydantic import BaseModel
 
 from codex_proxy.mock.events import ResponseScript, text_response
-from codex_proxy.mock.server import Drop, FakeUpstream, Pause, Reply
+from codex_proxy.mock.server import Drop, FakeUpstream, Pause, RawData, Reply
+from codex_proxy.store.blobs import BlobStore
 
-from ..conftest import Gateway, wait_for
+from ..conftest import Gateway, peak_open_streams, wait_for
 
 MODEL = "gpt-5.2-codex"
 WEATHER_TOOL = {
@@ -139,6 +141,43 @@ def test_input_items_pagination(client: openai.OpenAI, upstream: FakeUpstream) -
     assert [i.content[0].text for i in rest.data] == ["c"]
     with pytest.raises(openai.BadRequestError):
         client.responses.input_items.list(created.id, order="sideways")  # type: ignore[arg-type]
+
+
+def test_include_encrypted_reasoning_on_retrieve_and_input_items(
+    client: openai.OpenAI, http: httpx.Client, upstream: FakeUpstream
+) -> None:
+    """``reasoning.encrypted_content`` comes back only when ``include`` asks for it, from the
+    response and from its input items alike (as the SDK sends it: ``include[]``)."""
+    s = ResponseScript()
+    s.start()
+    s.reasoning([["thinking"]], encrypted_content="gAAAA-out")
+    s.message(["done"])
+    s.completed()
+    upstream.enqueue(Reply(events=s.events))
+    sent_back = {
+        "type": "reasoning",
+        "id": "rs_client",
+        "summary": [],
+        "encrypted_content": "gAAAA-in",
+    }
+    created = client.responses.create(model=MODEL, input=[user("hi"), sent_back])
+    include = ["reasoning.encrypted_content"]
+
+    def encrypted(items: list[Any]) -> list[Any]:
+        return [i.encrypted_content for i in items if i.type == "reasoning"]
+
+    assert encrypted(client.responses.retrieve(created.id).output) == [None]
+    assert encrypted(client.responses.retrieve(created.id, include=include).output) == ["gAAAA-out"]
+    assert encrypted(client.responses.input_items.list(created.id).data) == [None]
+    listed = client.responses.input_items.list(created.id, include=include)  # type: ignore[arg-type]
+    assert encrypted(listed.data) == ["gAAAA-in"]
+    for path in (f"/v1/responses/{created.id}", f"/v1/responses/{created.id}/input_items"):
+        bad = http.get(path, params={"include[]": "everything"})
+        assert bad.status_code == 400
+        assert (bad.json()["error"]["param"], bad.json()["error"]["code"]) == (
+            "include",
+            "invalid_value",
+        )
 
 
 def test_store_false_is_not_kept(client: openai.OpenAI, upstream: FakeUpstream) -> None:
@@ -263,6 +302,60 @@ def images_sent(items: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def test_last_image_mode_reads_only_the_last_image(
+    make_gateway, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain of three generated images, CODEX_IMAGE_HISTORY=last: the next turn reads one
+    image file from the store, not three."""
+    client = make_gateway(image_history="last").client()
+    pictures = [
+        base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes([n]) * 4096).decode() for n in range(3)
+    ]
+    previous = None
+    for picture in pictures:
+        s = ResponseScript()
+        s.start()
+        s.image(picture)
+        s.completed()
+        upstream.enqueue(Reply(events=s.events))
+        previous = client.responses.create(
+            model=MODEL, input="draw", previous_response_id=previous
+        ).id
+    reads: list[str] = []
+    real_read = BlobStore.read
+    monkeypatch.setattr(BlobStore, "read", lambda self, d: reads.append(d) or real_read(self, d))
+    client.responses.create(model=MODEL, input="again", previous_response_id=previous)
+    assert len(reads) == 1
+    sent = upstream.responses_requests[-1].body["input"]
+    assert images_sent(sent) == [f"data:image/png;base64,{pictures[-1]}"]
+
+
+@pytest.mark.parametrize(("tool_choice", "peak"), [({"type": "image_generation"}, 1), ("auto", 2)])
+def test_forced_image_tool_takes_an_image_slot(
+    make_gateway, upstream: FakeUpstream, tool_choice: Any, peak: int
+) -> None:
+    """CODEX_IMAGE_CONCURRENCY=1: two calls forcing the image tool run one after the other,
+    as on the chat route; other calls are not image jobs and run side by side."""
+    client = make_gateway(image_concurrency=1, enable_image_gen=True).client()
+    picture = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode()
+    for _ in range(2):
+        s = ResponseScript()
+        s.start()
+        head = list(s.events)
+        s.events.clear()
+        s.image(picture)
+        s.completed()
+        upstream.enqueue(Reply(events=[*head, Pause(0.3), *s.events]))
+
+    def create() -> Any:
+        return client.responses.create(model=MODEL, input="draw", tool_choice=tool_choice)
+
+    with peak_open_streams(upstream) as seen, ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: create(), range(2)))
+    assert all(a.output[-1].type == "image_generation_call" for a in answers)
+    assert seen[0] == peak
+
+
 def test_store_survives_a_restart(make_gateway, upstream: FakeUpstream, tmp_path) -> None:
     data = tmp_path / "data"
     before = make_gateway(data_dir=data)
@@ -339,6 +432,45 @@ def test_mid_stream_failure_is_an_event_and_not_saved(
     rid = events[0].response.id
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(rid)
+
+
+def test_unchanged_events_keep_the_upstream_bytes(gateway: Gateway, upstream: FakeUpstream) -> None:
+    """An event the relay does not change goes out with its data bytes as the upstream wrote
+    them: odd spacing, key order and escapes survive (a re-encoding would normalise them)."""
+    odd = (
+        b'{ "sequence_number" : 3,"type":"response.output_text.delta",  "item_id": "msg_odd",'
+        b' "output_index":0, "content_index" :0,"delta":"caf\\u00e9 " }'
+    )
+    s = ResponseScript()
+    s.start()
+    head = list(s.events)
+    s.events.clear()
+    s.message(["the end"])
+    s.completed()
+    raw = RawData(b"event: response.output_text.delta\ndata: " + odd + b"\n\n")
+    upstream.enqueue(Reply(events=[*head, raw, *s.events]))
+    with httpx.Client(base_url=gateway.url, timeout=10) as http:
+        body = http.post("/v1/responses", json={"model": MODEL, "input": "hi", "stream": True})
+    assert body.status_code == 200
+    assert b"event: response.output_text.delta\ndata: " + odd + b"\n\n" in body.content
+    assert b"the end" in body.content
+
+
+def test_large_image_events_stream_whole(gateway: Gateway, upstream: FakeUpstream) -> None:
+    """A partial and a final image of several MB (lines that span many reads) reach the client
+    whole and parse back to the same base64."""
+    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 12_000).decode()
+    s = ResponseScript()
+    s.start()
+    s.image(big, partials=[big[: len(big) // 2]])
+    s.completed()
+    upstream.enqueue(Reply(events=s.events))
+    events = list(gateway.client().responses.create(model=MODEL, input="draw", stream=True))
+    (partial,) = [e for e in events if e.type == "response.image_generation_call.partial_image"]
+    assert partial.partial_image_b64 == big[: len(big) // 2]
+    done = [e.item for e in events if e.type == "response.output_item.done"]
+    assert [i.result for i in done if i.type == "image_generation_call"] == [big]
+    assert events[-1].response.output[-1].result == big
 
 
 def test_keepalive_during_silence(make_gateway, upstream: FakeUpstream) -> None:

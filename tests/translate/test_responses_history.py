@@ -11,6 +11,7 @@ from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.responses_history import (
     assemble_input,
     image_message,
+    images_sent,
     referenced_ids,
     resolve_references,
 )
@@ -127,6 +128,26 @@ def test_image_history_last_keeps_only_the_latest_image() -> None:
         },
         user("bigger"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "sent"), [("last", {(1, 0)}), ("all", {(0, 0), (1, 0)}), ("none", set())]
+)
+def test_images_sent_names_what_goes_back_as_pictures(mode: str, sent: set) -> None:
+    chain = chain_with_two_images()
+    chain[1][1].insert(0, image_call("ig_failed", ""))  # a failed generation never counts
+    assert images_sent(chain, mode) == {(t, i + 1 if t == 1 else i) for t, i in sent}
+
+
+def test_images_not_sent_may_be_left_unloaded() -> None:
+    """A stand-in for bytes not loaded counts as an image (its placeholder and number) but
+    needs no bytes unless it is sent."""
+    chain = chain_with_two_images()
+    loaded = assemble_input(chain, [user("bigger")], image_history="last")
+    chain[0][1][0] = {**chain[0][1][0], "result": {"$blob": "sha256:00"}}
+    assert assemble_input(chain, [user("bigger")], image_history="last") == loaded
+    with pytest.raises(ValueError, match="needs its bytes"):
+        assemble_input(chain, [user("bigger")], image_history="all")
 
 
 def test_image_history_all_keeps_each_after_its_turn() -> None:

@@ -149,3 +149,33 @@ def test_httpx_transport_setting_serves_the_same(make_gateway, upstream) -> None
     assert "".join(c.choices[0].delta.content or "" for c in answer if c.choices) == (
         "through httpx"
     )
+
+
+def test_raw_batches_keep_each_events_data_bytes() -> None:
+    """Each event next to its data bytes as sent; an event without data has None; the same
+    dicts as batches()."""
+    odd = b'{ "type" : "response.output_text.delta","delta":"caf\\u00e9"}'
+    content = (
+        b"event: response.output_text.delta\ndata: " + odd + b"\n\n"
+        b"event: response.heartbeat\n\n"
+        b"data: [DONE]\n\n"
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=content)
+
+    async def scenario(raw: bool) -> list:
+        auth = AuthProvider(SETTINGS)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            client = UpstreamClient(SETTINGS, auth, http)
+            creds = await auth.credentials()
+            async with client.open_stream(creds, {"input": []}, "session") as stream:
+                batches = stream.raw_batches() if raw else stream.batches()
+                return [event async for batch in batches for event in batch]
+
+    pairs = asyncio.run(scenario(raw=True))
+    assert pairs == [
+        ({"type": "response.output_text.delta", "delta": "café"}, odd),
+        ({"type": "response.heartbeat"}, None),
+    ]
+    assert asyncio.run(scenario(raw=False)) == [event for event, _ in pairs]

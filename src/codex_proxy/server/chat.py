@@ -28,8 +28,8 @@ from codex_proxy.server.relay import ChatCompletionRun
 from codex_proxy.server.request_log import note
 from codex_proxy.translate.errors import OpenAIError, too_many_images
 from codex_proxy.translate.images import (
-    IMAGE_TOOL,
     apply_image_tool,
+    forces_image_tool,
     plan_image_history,
     resolver_of,
     restore_image_history,
@@ -89,8 +89,7 @@ async def chat_completions(request: Request) -> Any:
     except OpenAIError as error:
         return error_response(error)
     headers = {DROPPED_HEADER: ",".join(translated.dropped)} if translated.dropped else {}
-    choice = translated.body.get("tool_choice")
-    forces_image = isinstance(choice, dict) and choice.get("type") == IMAGE_TOOL
+    forces_image = forces_image_tool(translated.body.get("tool_choice"))
     renderer = image_renderer(settings, state.images, request, image_format)
     note(model=translated.model, stream=translated.stream, image_counter=renderer)
     run = ChatCompletionRun(

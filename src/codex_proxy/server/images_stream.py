@@ -11,27 +11,23 @@ silences and a client that leaves cancels the upstream call, as in ``server/rela
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from codex_proxy._json import dumps_parts
 from codex_proxy.server.relay import (
-    _TICK,  # the keep-alive machinery is the chat relay's own, shared on purpose
     KEEPALIVE,
     SSE_HEADERS,
-    _start_event_stream,
-    _with_ticks,
-    cancelled_on_disconnect,
-    coalesce,
-    internal_error,
-    send_error,
+    TICK,
+    EventStream,
+    encode_events,
+    guarded,
+    with_ticks,
 )
 from codex_proxy.translate.aggregate import ChatCompletionBuilder
 from codex_proxy.translate.errors import OpenAIError
@@ -40,22 +36,7 @@ from codex_proxy.translate.images_stream import ImageEventTranslator
 from codex_proxy.upstream.auth import AuthProvider
 from codex_proxy.upstream.client import UpstreamClient
 
-log = logging.getLogger("codex_proxy")
-
 _TERMINAL = frozenset({"response.completed", "response.incomplete"})
-
-
-def encode_events(events: list[dict[str, Any]]) -> Iterator[bytes]:
-    """Events as ``event:``/``data:`` SSE messages, in writes of about a slice: a 20 MB image
-    is encoded in slices, never copied whole."""
-
-    def pieces() -> Iterator[bytes]:
-        for event in events:
-            yield b"event: " + event["type"].encode() + b"\ndata: "
-            yield from dumps_parts(event)
-            yield b"\n\n"
-
-    return coalesce(pieces())
 
 
 async def one_at_a_time(
@@ -114,23 +95,24 @@ class ImageStreamRun:
         self.session_id = session_id
         self.keepalive_seconds = keepalive_seconds
         self.limiter = limiter
-        self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with cancelled_on_disconnect(receive):
-            try:
-                creds = await self.auth.credentials()
-                async with self.limiter:
-                    for _ in range(self.job.n):
-                        await self._one(send, creds)
-                await self._write(send, b"", {}, more=False)
-            except OpenAIError as error:
-                await self._fail(send, error)
-            except Exception:
-                log.exception("streaming image request failed")
-                await self._fail(send, internal_error())
+        out = EventStream(send)
 
-    async def _one(self, send: Send, creds: Any) -> None:
+        async def run() -> None:
+            creds = await self.auth.credentials()
+            async with self.limiter:
+                for _ in range(self.job.n):
+                    await self._one(out, creds)
+            await out.write(b"", {}, more=False)
+
+        async def fail(error: OpenAIError) -> None:
+            event = b"event: error\ndata: " + orjson.dumps({"type": "error", **error.body()})
+            await out.fail(error, {}, event + b"\n\n", "image stream")
+
+        await guarded(receive, run, fail, "streaming image request")
+
+    async def _one(self, out: EventStream, creds: Any) -> None:
         """One image: its partial events as they come, then its completed event."""
         translator = ImageEventTranslator(self.job, int(time.time()))
         collector = ImageCollector()
@@ -144,40 +126,22 @@ class ImageStreamRun:
         written = asyncio.Event()
         async with self.client.open_stream(creds, self.body, self.session_id) as up:
             headers = {**up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(one_at_a_time(up.batches(), written), self.keepalive_seconds)
+            ticking = with_ticks(one_at_a_time(up.batches(), written), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
-                    if item is _TICK:
-                        await self._write(send, KEEPALIVE, headers)
+                    if item is TICK:
+                        await out.write(KEEPALIVE, headers)
                         continue
-                    out: list[dict[str, Any]] = []
+                    partials: list[dict[str, Any]] = []
                     try:
-                        _translate(item, translator, builder, out, usage)
+                        _translate(item, translator, builder, partials, usage)
                     finally:  # what came before a failure still goes out first
                         item.clear()  # no 20 MB event is held while its partial is written
-                        for piece in encode_events(out):
-                            await self._write(send, piece, headers)
-                        out.clear()
+                        await out.write_all(encode_events(partials), headers)
+                        partials.clear()
                         written.set()
             completion = builder.result()
         if not collector.items:
             raise no_image_error(completion)
-        for piece in encode_events([translator.completed(collector.items[0], usage[0])]):
-            await self._write(send, piece, headers)
-
-    async def _write(
-        self, send: Send, payload: bytes, headers: Mapping[str, str], more: bool = True
-    ) -> None:
-        if not self._started:
-            await _start_event_stream(send, headers)
-            self._started = True
-        await send({"type": "http.response.body", "body": payload, "more_body": more})
-
-    async def _fail(self, send: Send, error: OpenAIError) -> None:
-        """Before the first byte: a JSON error with its status. After: an ``error`` event."""
-        if not self._started:
-            await send_error(send, error)
-            return
-        log.warning("image stream failed after it started: %s", error.message)
-        payload = b"event: error\ndata: " + orjson.dumps({"type": "error", **error.body()})
-        await send({"type": "http.response.body", "body": payload + b"\n\n", "more_body": False})
+        completed = translator.completed(collector.items[0], usage[0])
+        await out.write_all(encode_events([completed]), headers)

@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -40,7 +40,8 @@ DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 IMAGES_LINKED_HEADER = "x-codex-proxy-images-linked"
 _END = object()
-_TICK = object()
+TICK = object()
+"""What :func:`with_ticks` yields when the upstream was silent for an interval."""
 
 
 def json_response_parts(
@@ -93,6 +94,20 @@ def _sse_pieces(chunks: list[dict[str, Any]], tail: bytes) -> Iterator[bytes]:
         yield tail
 
 
+def encode_events(events: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
+    """Events as named SSE messages (``event: <type>`` and one ``data:`` line: the Responses
+    and Images streams), in writes of about a slice: a 20 MB image is encoded in slices,
+    never copied whole."""
+
+    def pieces() -> Iterator[bytes]:
+        for event in events:
+            yield b"event: " + event["type"].encode() + b"\ndata: "
+            yield from dumps_parts(event)
+            yield b"\n\n"
+
+    return coalesce(pieces())
+
+
 def coalesce(pieces: Iterable[bytes], target: int = SLICE) -> Iterator[bytes]:
     """Consecutive pieces joined into writes of at most ``target`` bytes (a larger piece is a
     write of its own), so small pieces cost one write and large ones are not copied again."""
@@ -137,21 +152,21 @@ class ChatCompletionRun:
         self.shutdown = shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._started = False
-        async with cancelled_on_disconnect(receive, self.shutdown) as watch:
-            try:
-                async with self.limiter or contextlib.nullcontext():
-                    if self.request.stream:
-                        await self._stream(send)
-                    else:
-                        await self._complete(send)
-            except OpenAIError as error:
-                await self._fail(send, error)
-            except Exception:
-                log.exception("chat completion failed")
-                await self._fail(send, internal_error())
-        if watch.shutting_down:
-            await self._fail(send, shutting_down())
+        out = EventStream(send)
+
+        async def run() -> None:
+            if self.request.stream:
+                await self._stream(out)
+            else:
+                await self._complete(send)
+
+        async def fail(error: OpenAIError) -> None:
+            payload = b"data: " + orjson.dumps(error.body()) + b"\n\n"
+            await out.fail(error, self.headers, payload, "stream")
+
+        await guarded(
+            receive, run, fail, "chat completion", limiter=self.limiter, shutdown=self.shutdown
+        )
 
     async def _complete(self, send: Send) -> None:
         """Non-streaming: fold every event into one chat.completion."""
@@ -175,7 +190,7 @@ class ChatCompletionRun:
         for message in json_response_parts(200, result, headers):
             await send(message)
 
-    async def _stream(self, send: Send) -> None:
+    async def _stream(self, out: EventStream) -> None:
         """Streaming: chunks as they come; the status is chosen at the first chunk, so an
         upstream failure before any content is still a proper HTTP error."""
         request = self.request
@@ -188,11 +203,11 @@ class ChatCompletionRun:
         )
         async with self.client.open_stream(self.creds, request.body, request.session_id) as up:
             headers = {**self.headers, **up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(_reported(up.batches()), self.keepalive_seconds)
+            ticking = with_ticks(_reported(up.batches()), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
-                    if item is _TICK:
-                        await self._send_body(send, KEEPALIVE, headers)
+                    if item is TICK:
+                        await out.write(KEEPALIVE, headers)
                         continue
                     chunks: list[dict[str, Any]] = []
                     try:
@@ -200,38 +215,10 @@ class ChatCompletionRun:
                     finally:  # what came before a failure still goes out first
                         if chunks:
                             await flush_saves(self.image_renderer)
-                            await self._send_writes(send, encode_chunks(chunks), headers)
+                            await out.write_all(encode_chunks(chunks), headers)
             tail = encode_chunks(translator.finish(), DONE)
             await flush_saves(self.image_renderer)
-            await self._send_writes(send, tail, headers, more=False)
-
-    async def _send_body(
-        self, send: Send, payload: bytes, headers: Mapping[str, str], more: bool = True
-    ) -> None:
-        if not self._started:
-            await _start_event_stream(send, headers)
-            self._started = True
-        await send({"type": "http.response.body", "body": payload, "more_body": more})
-
-    async def _send_writes(
-        self, send: Send, writes: Iterator[bytes], headers: Mapping[str, str], more: bool = True
-    ) -> None:
-        """Each write as soon as it is made; ``more`` tells whether the last one ends the body."""
-        held = next(writes, None)
-        for payload in writes:
-            await self._send_body(send, held, headers)
-            held = payload
-        if held is not None:
-            await self._send_body(send, held, headers, more)
-
-    async def _fail(self, send: Send, error: OpenAIError) -> None:
-        """Before the first byte: a JSON error with its status. After: one SSE error event."""
-        if not self._started:
-            await send_error(send, error, self.headers)
-            return
-        log.warning("stream failed after it started: %s", error.message)
-        payload = b"data: " + orjson.dumps(error.body()) + b"\n\n"
-        await send({"type": "http.response.body", "body": payload, "more_body": False})
+            await out.write_all(tail, headers, more=False)
 
 
 def _translate_batch(
@@ -253,10 +240,80 @@ def internal_error() -> OpenAIError:
     )
 
 
-async def _start_event_stream(send: Send, headers: Mapping[str, str]) -> None:
+async def start_event_stream(send: Send, headers: Mapping[str, str]) -> None:
     raw = [(b"content-type", b"text/event-stream; charset=utf-8")]
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": 200, "headers": raw})
+
+
+class EventStream:
+    """The ``text/event-stream`` answer of one request (chat, Responses, Images), begun at its
+    first write: until then a failure can still be a JSON error with its own status."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def write(self, payload: bytes, headers: Mapping[str, str], more: bool = True) -> None:
+        """One body write; the first one sends the status and ``headers`` before it."""
+        if not self.started:
+            await start_event_stream(self.send, headers)
+            self.started = True
+        await self.send({"type": "http.response.body", "body": payload, "more_body": more})
+
+    async def write_all(
+        self, writes: Iterable[bytes], headers: Mapping[str, str], more: bool = True
+    ) -> None:
+        """Each write as soon as it is made; ``more`` tells whether the last one ends the body
+        (with no writes at all and ``more`` false, an empty one ends it)."""
+        held: bytes | None = None
+        for payload in writes:
+            if held is not None:
+                await self.write(held, headers)
+            held = payload
+        if held is not None:
+            await self.write(held, headers, more)
+        elif not more:
+            await self.write(b"", headers, more=False)
+
+    async def fail(
+        self, error: OpenAIError, headers: Mapping[str, str], event: bytes, what: str
+    ) -> None:
+        """Before the first byte: ``error`` as a JSON answer with its status (and
+        ``headers``). After: ``event`` (the route's own error event) ends the stream."""
+        if not self.started:
+            await send_error(self.send, error, headers)
+            return
+        log.warning("%s failed after it started: %s", what, error.message)
+        await self.send({"type": "http.response.body", "body": event, "more_body": False})
+
+
+async def guarded(
+    receive: Receive,
+    run: Callable[[], Awaitable[None]],
+    fail: Callable[[OpenAIError], Awaitable[None]],
+    what: str,
+    *,
+    limiter: asyncio.Semaphore | None = None,
+    shutdown: Shutdown | None = None,
+) -> None:
+    """``run()`` (holding a ``limiter`` slot, when given) until it ends, the client leaves or
+    the shutdown grace period is over (:func:`cancelled_on_disconnect`). Every failure reaches
+    ``fail``: an OpenAIError as it is, a bug of ours logged and as :func:`internal_error`, a
+    shutdown as :func:`~codex_proxy.translate.errors.shutting_down`."""
+    async with cancelled_on_disconnect(receive, shutdown) as watch:
+        try:
+            async with limiter or contextlib.nullcontext():
+                await run()
+        except OpenAIError as error:
+            await fail(error)
+        except Exception:
+            log.exception("%s failed", what)
+            await fail(internal_error())
+    if watch.shutting_down:
+        await fail(shutting_down())
 
 
 class Watch:
@@ -329,10 +386,10 @@ async def _reported(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
         raise stream_failed(type(exc).__name__, str(exc)) from None
 
 
-async def _with_ticks(
+async def with_ticks(
     batches: AsyncIterator[list[dict[str, Any]]], interval: float
 ) -> AsyncIterator[list[dict[str, Any]] | object]:
-    """The upstream events in lists, with a ``_TICK`` whenever ``interval`` passes without any.
+    """The upstream events in lists, with a ``TICK`` whenever ``interval`` passes without any.
 
     A reader task fills a small channel so that the wait for the next event can time out
     without cancelling a read in the middle of the upstream connection. Every batch already
@@ -354,7 +411,7 @@ async def _with_ticks(
     try:
         while True:
             if not await channel.wait(interval):
-                yield _TICK
+                yield TICK
                 continue
             merged: list[dict[str, Any]] = []
             last: Any = None  # the end or an error, which comes after every batch

@@ -9,34 +9,33 @@ API key the body goes to the public API nearly as sent, and it stores and chains
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import aclosing
 from typing import Any
 
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from codex_proxy._json import dumps_parts
 from codex_proxy.server.chat import DROPPED_HEADER
 from codex_proxy.server.http import JSONResponse, error_response, read_json
 from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import (
-    _TICK,
     KEEPALIVE,
     SSE_HEADERS,
-    _start_event_stream,
-    _with_ticks,
-    cancelled_on_disconnect,
+    TICK,
+    EventStream,
     coalesce,
-    internal_error,
+    encode_events,
+    guarded,
     json_response_parts,
-    send_error,
+    with_ticks,
 )
 from codex_proxy.server.request_log import note
+from codex_proxy.server.shutdown import Shutdown
 from codex_proxy.store import (
     ChainError,
     InvalidListParameter,
@@ -46,10 +45,13 @@ from codex_proxy.store import (
 )
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.translate.images import forces_image_tool
 from codex_proxy.translate.request import RequestOptions
 from codex_proxy.translate.responses_compact import compacted_response, prepare_compact_request
 from codex_proxy.translate.responses_history import (
+    Turn,
     assemble_input,
+    images_sent,
     referenced_ids,
     resolve_references,
 )
@@ -67,11 +69,16 @@ from codex_proxy.translate.responses_stream import (
 from codex_proxy.upstream.auth import CHATGPT, Credentials
 from codex_proxy.upstream.client import UpstreamClient
 
-log = logging.getLogger("codex_proxy")
-
 CACHE_KEY_FIELD = "_codex_proxy_prompt_cache_key"
 """Private field of a stored Response: the conversation's cache key, carried to each turn."""
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+def owner_of(request: Request) -> str | None:
+    """Whose stored responses a request may read and write: every store call of this module
+    passes it. None (unowned rows) until the gateway has client keys; then the name of the key
+    the request came with."""
+    return None
 
 
 def response_id() -> str:
@@ -85,6 +92,7 @@ def response_id() -> str:
 async def create_response(request: Request) -> Any:
     state = request.app.state
     settings = state.settings
+    owner = owner_of(request)
     try:
         body = await read_json(request)
         if isinstance(body, dict) and isinstance(body.get("model"), str):
@@ -95,15 +103,15 @@ async def create_response(request: Request) -> Any:
         chain: list[StoredTurn] = []
         cache_key = None
         if chatgpt and isinstance(body, dict):
-            chain = await _load_chain(state.store, body.get("previous_response_id"))
+            chain = await _load_chain(state.store, body.get("previous_response_id"), owner)
             if chain:
                 cache_key = chain[-1].response.get(CACHE_KEY_FIELD)
         prepared = prepare_responses_request(body, options, cache_key=cache_key)
         upstream_body = prepared.body
         new_items: list[dict[str, Any]] | None = None
         if prepared.chatgpt:
-            new_items = await _resolved_input(state.store, prepared.input)
-            turns = [(turn.input_items, turn.output_items) for turn in chain]
+            new_items = await _resolved_input(state.store, prepared.input, owner)
+            turns = await _turns(state.store, chain, settings.image_history)
             full = assemble_input(turns, new_items, image_history=settings.image_history)
             upstream_body = {**prepared.body, "input": full}
         else:
@@ -113,6 +121,7 @@ async def create_response(request: Request) -> Any:
     note(model=prepared.view.model, stream=prepared.stream)
     headers = {DROPPED_HEADER: ",".join(prepared.dropped)} if prepared.dropped else {}
     saving = prepared.chatgpt and prepared.view.store and state.store is not None
+    forces_image = forces_image_tool(upstream_body.get("tool_choice"))
     return ResponsesRun(
         client=state.client,
         creds=creds,
@@ -123,6 +132,9 @@ async def create_response(request: Request) -> Any:
         headers=headers,
         store=state.store if saving else None,
         input_items=new_items or [],
+        owner=owner,
+        limiter=state.image_jobs if forces_image else None,
+        shutdown=state.shutdown,
     )
 
 
@@ -146,7 +158,9 @@ async def responses_options(request: Request, creds: Credentials, body: Any) -> 
     )
 
 
-async def _load_chain(store: ResponseStore | None, previous: Any) -> list[StoredTurn]:
+async def _load_chain(
+    store: ResponseStore | None, previous: Any, owner: str | None
+) -> list[StoredTurn]:
     """The stored turns up to ``previous`` (oldest first); 400s the public API's way."""
     if not isinstance(previous, str) or not previous:
         return []  # absent, or a bad type the request check reports
@@ -158,7 +172,7 @@ async def _load_chain(store: ResponseStore | None, previous: Any) -> list[Stored
             "previous_response_not_found",
         )
     try:
-        return await store.load_chain(previous)
+        return await store.load_chain(previous, owner=owner, with_bytes=False)  # see _turns
     except StoredResponseNotFound as missing:
         raise errors.invalid_request(
             f"Previous response with id '{missing.id}' not found.",
@@ -169,15 +183,34 @@ async def _load_chain(store: ResponseStore | None, previous: Any) -> list[Stored
         raise errors.invalid_request(str(bad), "previous_response_id", "invalid_value") from None
 
 
+async def _turns(
+    store: ResponseStore | None, chain: list[StoredTurn], image_history: str
+) -> list[Turn]:
+    """The chain as :func:`assemble_input` takes it, with the bytes of what it sends: every
+    turn's input, and only the generated images the history mode sends back (the chain was
+    loaded without image bytes; a 3-image chain in ``last`` mode reads one file, not three)."""
+    turns: list[Turn] = [(turn.input_items, turn.output_items) for turn in chain]
+    if store is None or not chain:
+        return turns
+    sent = sorted(images_sent(turns, image_history))
+    inputs, images = await store.restore_blobs(
+        [[turn.input_items for turn in chain], [chain[t].output_items[i] for t, i in sent]]
+    )
+    outputs = [list(turn.output_items) for turn in chain]
+    for (t, i), image in zip(sent, images, strict=True):
+        outputs[t][i] = image
+    return list(zip(inputs, outputs, strict=True))
+
+
 async def _resolved_input(
-    store: ResponseStore | None, items: list[dict[str, Any]]
+    store: ResponseStore | None, items: list[dict[str, Any]], owner: str | None
 ) -> list[dict[str, Any]]:
     """The new input with item references replaced by the stored items they name."""
     found: dict[str, dict[str, Any]] = {}
     if store is not None:
         for ref in referenced_ids(items):
             with contextlib.suppress(StoredResponseNotFound):  # resolve_references 400s it
-                found[ref] = await store.get_item(ref)
+                found[ref] = await store.get_item(ref, owner=owner)
     return resolve_references(items, found.get)
 
 
@@ -196,6 +229,9 @@ class ResponsesRun:
         headers: Mapping[str, str],
         store: ResponseStore | None,
         input_items: list[dict[str, Any]],
+        owner: str | None = None,
+        limiter: asyncio.Semaphore | None = None,
+        shutdown: Shutdown | None = None,
     ) -> None:
         self.client = client
         self.creds = creds
@@ -205,23 +241,34 @@ class ResponsesRun:
         self.headers = dict(headers)
         self.store = store
         self.input_items = input_items
+        self.owner = owner
+        self.limiter = limiter  # an image job (the image tool forced): one of its slots
         self.relay = ResponsesRelay(prepared.view, response_id=response_id)
         self.session_id = prepared.prompt_cache_key or None
-        self._started = False
+        self.shutdown = shutdown
         self._sequence = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with cancelled_on_disconnect(receive):
-            try:
-                if self.prepared.stream:
-                    await self._stream(send)
-                else:
-                    await self._complete(send)
-            except OpenAIError as error:
-                await self._fail(send, error)
-            except Exception:
-                log.exception("response failed")
-                await self._fail(send, internal_error())
+        out = EventStream(send)
+
+        async def run() -> None:
+            if self.prepared.stream:
+                await self._stream(out)
+            else:
+                await self._complete(send)
+
+        async def fail(error: OpenAIError) -> None:
+            event = {
+                "type": "error",
+                "code": error.code,
+                "message": error.message,
+                "param": error.param,
+                "sequence_number": self._sequence + 1,
+            }
+            payload = b"".join(encode_events([event]))
+            await out.fail(error, self.headers, payload, "response stream")
+
+        await guarded(receive, run, fail, "response", limiter=self.limiter, shutdown=self.shutdown)
 
     async def _complete(self, send: Send) -> None:
         relay = self.relay
@@ -241,29 +288,32 @@ class ResponsesRun:
         for message in json_response_parts(200, final, headers):
             await send(message)
 
-    async def _stream(self, send: Send) -> None:
+    async def _stream(self, out: EventStream) -> None:
         """Events as they come. The lifecycle events are held until the first other one, so
         a failure before any output is still a real HTTP status."""
         relay = self.relay
         held: list[bytes] = []
         async with self.client.open_stream(self.creds, self.body, self.session_id or "") as up:
             headers = {**self.headers, **up.headers, **SSE_HEADERS}
-            ticking = _with_ticks(up.batches(), self.keepalive_seconds)
+            ticking = with_ticks(up.raw_batches(), self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
-                    if item is _TICK:
-                        await self._write(send, [*held, KEEPALIVE], headers)
+                    if item is TICK:
+                        await out.write_all([*held, KEEPALIVE], headers)
                         held = []
                         continue
                     writes: list[bytes] = []
-                    for event in item:
+                    for event, raw in item:
                         self._sequence = max(self._sequence, _seq(event))
                         replaced = relay.feed(event)
-                        frames = _frames(event if replaced is None else replaced)
-                        if not self._started and not writes and event.get("type") in LIFECYCLE:
+                        if replaced is not None or raw is None:
+                            frames = _frames(event if replaced is None else replaced)
+                        else:  # passed on as the upstream sent it, byte for byte
+                            frames = _raw_frames(event["type"], raw)
+                        if not out.started and not writes and event.get("type") in LIFECYCLE:
                             held.extend(frames)
                             continue
-                        if relay.failure is not None and not self._started and not writes:
+                        if relay.failure is not None and not out.started and not writes:
                             raise relay.failure  # nothing sent yet: a real status
                         writes += [*held, *frames]
                         held = []
@@ -272,10 +322,10 @@ class ResponsesRun:
                     item.clear()
                     if relay.done:
                         await self._save()  # before the last event: the client may chain at once
-                        await self._write(send, writes, headers, more=False)
+                        await out.write_all(writes, headers, more=False)
                         return
                     if writes:
-                        await self._write(send, writes, headers)
+                        await out.write_all(writes, headers)
         relay.finish()  # the upstream closed without a terminal event: truncated
 
     async def _save(self) -> None:
@@ -287,37 +337,7 @@ class ResponsesRun:
             "output": relay.items,
             CACHE_KEY_FIELD: self.prepared.prompt_cache_key,
         }
-        await self.store.save(saved, self.input_items)
-
-    async def _write(
-        self, send: Send, writes: list[bytes], headers: Mapping[str, str], more: bool = True
-    ) -> None:
-        if not self._started:
-            await _start_event_stream(send, headers)
-            self._started = True
-        for i, payload in enumerate(writes):
-            last = i == len(writes) - 1
-            await send(
-                {"type": "http.response.body", "body": payload, "more_body": more or not last}
-            )
-        if not writes and not more:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _fail(self, send: Send, error: OpenAIError) -> None:
-        """Before the first byte: a JSON error with its status; after: an ``error`` event."""
-        if not self._started:
-            await send_error(send, error, self.headers)
-            return
-        log.warning("response stream failed after it started: %s", error.message)
-        event = {
-            "type": "error",
-            "code": error.code,
-            "message": error.message,
-            "param": error.param,
-            "sequence_number": self._sequence + 1,
-        }
-        payload = b"".join(_frames(event))
-        await send({"type": "http.response.body", "body": payload, "more_body": False})
+        await self.store.save(saved, self.input_items, owner=self.owner)
 
 
 def _seq(event: Mapping[str, Any]) -> int:
@@ -326,17 +346,17 @@ def _seq(event: Mapping[str, Any]) -> int:
 
 
 def _frames(event: Mapping[str, Any]) -> list[bytes]:
-    """One event as SSE writes, re-encoded (the upstream's bytes are not kept); an image is
-    sliced rather than copied whole."""
-    name = event.get("type")
-    head = sse_frame(name if isinstance(name, str) else "message", b"")[:-2]
-    return list(coalesce(_pieces(head, event)))
+    """One event the gateway changed (or made) as SSE writes, re-encoded; an image is sliced
+    rather than copied whole."""
+    return list(encode_events([event]))
 
 
-def _pieces(head: bytes, event: Mapping[str, Any]) -> Iterator[bytes]:
-    yield head
-    yield from dumps_parts(event)
-    yield b"\n\n"
+def _raw_frames(name: str, raw: bytes | bytearray) -> list[bytes]:
+    """An unchanged event with the upstream's own data bytes, framed as :func:`sse_frame`
+    frames it; a large one (an image) is a write of its own, not copied (a ``bytearray``
+    from the SSE decoder goes out as it is)."""
+    head = sse_frame(name, b"")[:-2]
+    return list(coalesce((head, raw, b"\n\n")))
 
 
 # ------------------------------------------------------------------------ GET, DELETE
@@ -349,17 +369,56 @@ async def get_response(request: Request) -> Any:
         creds = await state.auth.credentials()
         if creds.mode != CHATGPT:
             answer = await state.client.request_json(
-                creds, "GET", f"/responses/{rid}", params=dict(request.query_params)
+                creds, "GET", f"/responses/{rid}", params=_forwarded_query(request)
             )
             return _json(answer)
         store = _require_store(state.store, rid)
-        stored = await store.get_response(rid)
+        keep_encrypted = ENCRYPTED_REASONING in _include(request)
+        stored = await store.get_response(rid, owner=owner_of(request))
     except OpenAIError as error:
         return error_response(error)
     except StoredResponseNotFound:
         return error_response(_response_not_found(rid))
-    include = request.query_params.getlist("include")
-    return _json(public_response(stored, keep_encrypted=ENCRYPTED_REASONING in include))
+    return _json(public_response(stored, keep_encrypted=keep_encrypted))
+
+
+INCLUDABLE = frozenset(
+    {
+        "code_interpreter_call.outputs",
+        "computer_call_output.output.image_url",
+        "file_search_call.results",
+        "message.input_image.image_url",
+        "message.output_text.logprobs",
+        "reasoning.encrypted_content",
+        "web_search_call.action.sources",
+        "web_search_call.results",
+    }
+)
+"""The public API's ``include`` values. Only ``reasoning.encrypted_content`` changes what the
+store answers (it keeps the rest of every item whole); any other value is a 400, as there."""
+
+
+def _include(request: Request) -> set[str]:
+    """The ``include`` query values (``include[]=`` as the SDKs write it, or ``include=``);
+    an unknown one is a 400 naming it."""
+    query = request.query_params
+    values = {*query.getlist("include"), *query.getlist("include[]")}
+    unknown = sorted(values - INCLUDABLE)
+    if unknown:
+        supported = ", ".join(f"'{v}'" for v in sorted(INCLUDABLE))
+        raise errors.invalid_request(
+            f"Invalid value for 'include': '{unknown[0]}'. Supported values are: {supported}.",
+            "include",
+            "invalid_value",
+        )
+    return values
+
+
+def _forwarded_query(request: Request) -> dict[str, list[str]]:
+    """The query as the public API gets it in api_key mode, repeated keys (``include[]``)
+    and all."""
+    query = request.query_params
+    return {key: query.getlist(key) for key in query}
 
 
 def public_response(stored: Mapping[str, Any], *, keep_encrypted: bool) -> dict[str, Any]:
@@ -379,7 +438,7 @@ async def delete_response(request: Request) -> Any:
         if creds.mode != CHATGPT:
             answer = await state.client.request_json(creds, "DELETE", f"/responses/{rid}")
             return _json(answer or {"id": rid, "object": "response.deleted", "deleted": True})
-        await _require_store(state.store, rid).delete(rid)
+        await _require_store(state.store, rid).delete(rid, owner=owner_of(request))
     except OpenAIError as error:
         return error_response(error)
     except StoredResponseNotFound:
@@ -395,12 +454,14 @@ async def list_input_items(request: Request) -> Any:
         creds = await state.auth.credentials()
         if creds.mode != CHATGPT:
             answer = await state.client.request_json(
-                creds, "GET", f"/responses/{rid}/input_items", params=dict(query)
+                creds, "GET", f"/responses/{rid}/input_items", params=_forwarded_query(request)
             )
             return _json(answer)
         store = _require_store(state.store, rid)
+        keep_encrypted = ENCRYPTED_REASONING in _include(request)
         page = await store.list_input_items(
             rid,
+            owner=owner_of(request),
             after=query.get("after") or None,
             before=query.get("before") or None,
             limit=_limit(query.get("limit")),
@@ -412,6 +473,8 @@ async def list_input_items(request: Request) -> Any:
         return error_response(_response_not_found(rid))
     except InvalidListParameter as bad:
         return error_response(errors.invalid_request(str(bad), bad.param, "invalid_value"))
+    if not keep_encrypted:  # reasoning sent back as input: as GET of the response does
+        page = {**page, "data": [strip_encrypted(item) for item in page["data"]]}
     return _json(page)
 
 
@@ -469,9 +532,10 @@ async def compact_response(request: Request) -> Any:
         upstream_body = prepared.body
         chatgpt = creds.mode == CHATGPT
         if chatgpt:
-            chain = await _load_chain(state.store, prepared.previous_response_id)
-            new_items = await _resolved_input(state.store, prepared.body["input"])
-            turns = [(turn.input_items, turn.output_items) for turn in chain]
+            owner = owner_of(request)
+            chain = await _load_chain(state.store, prepared.previous_response_id, owner)
+            new_items = await _resolved_input(state.store, prepared.body["input"], owner)
+            turns = await _turns(state.store, chain, settings.image_history)
             full = assemble_input(turns, new_items, image_history=settings.image_history)
             upstream_body = {**prepared.body, "input": full}
         answer = await state.client.request_json(creds, "POST", "/responses/compact", upstream_body)

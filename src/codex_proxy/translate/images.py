@@ -76,6 +76,12 @@ def apply_image_tool(
 STRUCTURED_FORMATS = frozenset({"json_schema", "json_object"})
 
 
+def forces_image_tool(tool_choice: Any) -> bool:
+    """Whether a Responses ``tool_choice`` forces the image tool: such a call is an image job
+    and takes one of the CODEX_IMAGE_CONCURRENCY slots, on every route."""
+    return isinstance(tool_choice, Mapping) and tool_choice.get("type") == IMAGE_TOOL
+
+
 def should_inject_image_tool(
     request: Mapping[str, Any], *, enabled: bool, tool_choice: Any, text_format: Any
 ) -> bool:
@@ -96,7 +102,7 @@ def should_inject_image_tool(
 
     Raises OpenAIError (400) on a malformed switch.
     """
-    if isinstance(tool_choice, Mapping) and tool_choice.get("type") == IMAGE_TOOL:
+    if forces_image_tool(tool_choice):
         return True
     if isinstance(text_format, Mapping) and text_format.get("type") in STRUCTURED_FORMATS:
         return False

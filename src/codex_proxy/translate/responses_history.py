@@ -29,6 +29,7 @@ __all__ = [
     "Turn",
     "assemble_input",
     "image_message",
+    "images_sent",
     "referenced_ids",
     "resolve_references",
     "upstream_item",
@@ -107,23 +108,20 @@ def assemble_input(
 
     ``new_items`` should already be resolved (:func:`resolve_references`).
     """
-    if image_history not in IMAGE_HISTORY_MODES:
-        raise ValueError(f"image_history must be one of {IMAGE_HISTORY_MODES}")
-    total = sum(1 for _, output in ancestors for item in output if _image_result(item) is not None)
+    sent = images_sent(ancestors, image_history)
     number = 0
     out: list[dict[str, Any]] = []
-    for inputs, output in ancestors:
+    for t, (inputs, output) in enumerate(ancestors):
         out.extend(_replayed(inputs))
         kept: list[tuple[int, str]] = []
-        for item in output:
-            uri = _image_result(item)
+        for i, item in enumerate(output):
             if item.get("type") == _IMAGE_CALL:
-                if uri is None:
+                if not _has_image(item):
                     continue  # a failed generation: nothing to show
                 number += 1
                 out.append(_placeholder(number))
-                if image_history == "all" or (image_history == "last" and number == total):
-                    kept.append((number, uri))
+                if (t, i) in sent:
+                    kept.append((number, _image_uri(item)))
                 continue
             replayed = upstream_item(item)
             if replayed is not None:
@@ -132,6 +130,27 @@ def assemble_input(
             out.append(_labelled_images(kept))
     out.extend(_replayed(new_items))
     return out
+
+
+def images_sent(ancestors: Sequence[Turn], image_history: str = "last") -> set[tuple[int, int]]:
+    """Which generated images of the ancestors :func:`assemble_input` sends as pictures:
+    ``(turn index, output index)`` pairs. The others only get a placeholder, so a caller that
+    loads stored turns without their image bytes restores just these (and every turn's input,
+    which goes back whole). An image call counts when its ``result`` is a non-empty string
+    or a mapping (a stand-in for bytes not loaded yet)."""
+    if image_history not in IMAGE_HISTORY_MODES:
+        raise ValueError(f"image_history must be one of {IMAGE_HISTORY_MODES}")
+    found = [
+        (t, i)
+        for t, (_, output) in enumerate(ancestors)
+        for i, item in enumerate(output)
+        if item.get("type") == _IMAGE_CALL and _has_image(item)
+    ]
+    if image_history == "all":
+        return set(found)
+    if image_history == "last" and found:
+        return {found[-1]}
+    return set()
 
 
 def upstream_item(item: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -178,13 +197,18 @@ def _image_or_nothing(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [image_message(result, item.get("output_format"))] if result else []
 
 
-def _image_result(item: Mapping[str, Any]) -> str | None:
-    """The data URI of a finished image_generation_call, else None."""
-    if item.get("type") != _IMAGE_CALL:
-        return None
+def _has_image(item: Mapping[str, Any]) -> bool:
+    """Whether an image_generation_call finished with a picture (its base64, or a stand-in
+    for bytes the caller did not load)."""
     result = item.get("result")
-    if not isinstance(result, str) or not result:
-        return None
+    return (isinstance(result, str) and bool(result)) or isinstance(result, Mapping)
+
+
+def _image_uri(item: Mapping[str, Any]) -> str:
+    """The data URI of a finished image_generation_call that is sent."""
+    result = item.get("result")
+    if not isinstance(result, str):
+        raise ValueError("an image that is sent needs its bytes (restore them first)")
     return _data_uri(result, item.get("output_format"))
 
 

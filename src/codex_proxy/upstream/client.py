@@ -41,6 +41,8 @@ FORWARDED_PREFIX = "x-codex-"
 RATE_LIMITS_EVENT = "codex.rate_limits"
 MAX_ERROR_BODY = 1024 * 1024  # an upstream error answer larger than this is not read on
 MB = 1024 * 1024
+RawEvent = tuple[dict[str, Any], bytes | bytearray | None]
+"""An upstream event parsed, and its ``data:`` bytes as they came (None: it had no data)."""
 
 
 class UpstreamStream:
@@ -66,18 +68,23 @@ class UpstreamStream:
             for event in batch:
                 yield event
 
-    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+    def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
         """The events as :meth:`events` has them, in lists: all the events one network read
         completed, so a relay can write them to its client at once."""
+        return self._read(keep_raw=False)
+
+    def raw_batches(self) -> AsyncIterator[list[RawEvent]]:
+        """As :meth:`batches`, each event next to the data bytes it came as (None for an
+        event without data), for a relay that passes events on untouched. Not for the chat
+        path: there the bytes of a 20 MB image would live as long as its parsed string."""
+        return self._read(keep_raw=True)
+
+    async def _read(self, *, keep_raw: bool) -> AsyncIterator[list[Any]]:
         decoder = SSEDecoder(int(self._max_event_mb * MB))
         try:
             async for raw in self._response.aiter_bytes():
-                batch, done = _parse_events(decoder.feed(raw))
+                batch, done = _parse_events(decoder.feed(raw), self._rate_limits, keep_raw)
                 if batch:
-                    if self._rate_limits is not None:
-                        for event in batch:  # the usage windows, sent inside the stream
-                            if event["type"] == RATE_LIMITS_EVENT:
-                                self._rate_limits.update_from_event(event)
                     yield batch
                 if done:
                     return
@@ -100,18 +107,25 @@ class UpstreamStream:
             raise errors.stream_failed(type(exc).__name__, str(exc)) from None
 
 
-def _parse_events(events: list[Event]) -> tuple[list[dict[str, Any]], bool]:
-    """The events one read completed, parsed, and whether ``[DONE]`` ended the stream. A
-    function of its own so that no raw data line (a 20 MB image) outlives it."""
-    batch: list[dict[str, Any]] = []
+def _parse_events(
+    events: list[Event], rate_limits: RateLimits | None, keep_raw: bool
+) -> tuple[list[Any], bool]:
+    """The events one read completed, parsed (with their data bytes when ``keep_raw``: a
+    :data:`RawEvent` each), and whether ``[DONE]`` ended the stream. The usage windows sent
+    inside the stream go to ``rate_limits``. A function of its own so that, without
+    ``keep_raw``, no raw data line (a 20 MB image) outlives it."""
+    batch: list[Any] = []
     for name, data in events:
         if not data:
             if name and name != "message":
-                batch.append({"type": name})
+                batch.append(({"type": name}, None) if keep_raw else {"type": name})
             continue
         if data == b"[DONE]":
             return batch, True
-        batch.append(_parse_event(data))
+        event = _parse_event(data)
+        if rate_limits is not None and event["type"] == RATE_LIMITS_EVENT:
+            rate_limits.update_from_event(event)
+        batch.append((event, data) if keep_raw else event)
     return batch, False
 
 
