@@ -275,3 +275,47 @@ def test_no_such_key_and_wrong_key_do_the_same_compare(
     assert gate.identify(b"Bearer sk-cp-nobody") is None
     assert gate.identify(b"") is None
     assert compared == [(64, 64)] * 3
+
+
+# -- /v1/responses ---------------------------------------------------------------------------
+
+
+def test_responses_route_enforces_images_and_models(keyed: Gateway, upstream: FakeUpstream) -> None:
+    artist_free = sdk(keyed, NO_IMAGES)
+    answer = artist_free.responses.create(model="gpt-5.5", input="Say hello")
+    assert answer.output_text
+    tools = upstream.responses_requests[-1].body.get("tools") or []
+    assert [t for t in tools if t.get("type") == "image_generation"] == []  # never injected
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        artist_free.responses.create(
+            model="gpt-5.5", input="Draw a fox", tools=[{"type": "image_generation"}]
+        )
+    assert error_of(caught) == {
+        "message": "The key 'artist-free' may not generate images.",
+        "type": "permission_error",
+        "param": None,
+        "code": "permission_denied",
+    }
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        sdk(keyed, NARROW).responses.create(model="gpt-6-astra", input="Say hello")
+    assert error_of(caught)["code"] == "model_not_allowed"
+    assert "it may use: gpt-5.[45]*" in error_of(caught)["message"]
+
+
+def test_stored_responses_belong_to_their_key(keyed: Gateway, upstream: FakeUpstream) -> None:
+    first = sdk(keyed, NO_IMAGES).responses.create(model="gpt-5.5", input="Say hello")
+    assert sdk(keyed, NO_IMAGES).responses.retrieve(first.id).id == first.id
+    other = sdk(keyed, NARROW)  # 2 requests a minute: exactly these two
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(first.id)
+    with pytest.raises(openai.BadRequestError) as caught:
+        other.responses.create(model="gpt-5.5", input="And now?", previous_response_id=first.id)
+    assert error_of(caught)["code"] == "previous_response_not_found"
+    admin = sdk(keyed, ADMIN)  # the gateway token is not the key either
+    with pytest.raises(openai.NotFoundError):
+        admin.responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError):
+        admin.responses.input_items.list(first.id)
+    with pytest.raises(openai.NotFoundError):
+        admin.responses.delete(first.id)
+    sdk(keyed, NO_IMAGES).responses.delete(first.id)  # its own key still may

@@ -79,7 +79,10 @@ def images_allowed(policy: Policy) -> bool:
 
 def asks_for_images(body: Mapping[str, Any]) -> bool:
     """True when a chat or Responses request explicitly asks for image generation: its own
-    image tool, ``modalities`` with "image", or ``tool_choice`` naming the image tool."""
+    image tool, ``modalities`` with "image", ``"image_generation": true``, or ``tool_choice``
+    naming the image tool."""
+    if body.get("image_generation") is True:
+        return True
     tools = body.get("tools")
     if isinstance(tools, list) and any(
         isinstance(t, Mapping) and t.get("type") == IMAGE_TOOL for t in tools

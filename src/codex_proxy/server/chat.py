@@ -11,18 +11,9 @@ from typing import Any
 from anyio import to_thread
 from starlette.requests import Request
 
-from codex_proxy.keys.policy import IMAGES, asks_for_images
 from codex_proxy.server.http import error_response, read_json
 from codex_proxy.server.image_files import image_renderer
-from codex_proxy.server.keys import (
-    CountingImages,
-    check_images,
-    check_model,
-    images_left,
-    key_for,
-    may_generate_images,
-    over_limit,
-)
+from codex_proxy.server.keys import CountingImages, check_model, image_permission, key_for
 from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import ChatCompletionRun
 from codex_proxy.server.request_log import note
@@ -61,12 +52,8 @@ async def chat_completions(request: Request) -> Any:
         body = {**body, "messages": messages}
     key = key_for(request)
     try:
-        if isinstance(body, dict):
-            check_images(key, body)
         # A key that may not make images (or has none left today) never gets the tool injected.
-        images_ok = may_generate_images(key) and await images_left(request, key) != 0
-        if key is not None and not images_ok and isinstance(body, dict) and asks_for_images(body):
-            raise over_limit(key, IMAGES)  # denied keys were refused just above
+        images_ok = await image_permission(request, key, body)
         creds = await state.auth.credentials()
         options = RequestOptions(
             chatgpt_backend=creds.mode == CHATGPT,

@@ -156,6 +156,19 @@ def check_images(key: Key | None, body: Mapping[str, Any]) -> None:
         raise images_denied(key)
 
 
+async def image_permission(request: Request, key: Key | None, body: Any) -> bool:
+    """Whether the gateway may offer the image tool to this request (chat or Responses): 403
+    when it explicitly asks for images and the key may not make them, 429 when it asks and the
+    key has none left today; False (never injected) for such a key that did not ask."""
+    if key is None or not isinstance(body, Mapping):
+        return True
+    check_images(key, body)
+    allowed = may_generate_images(key) and await images_left(request, key) != 0
+    if not allowed and asks_for_images(body):
+        raise over_limit(key, IMAGES)  # denied keys were refused just above
+    return allowed
+
+
 def over_limit(key: Key, kind: str) -> OpenAIError:
     limit = limit_for(key.policy, kind)
     assert limit is not None

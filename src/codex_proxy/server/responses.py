@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from codex_proxy.server.chat import DROPPED_HEADER
 from codex_proxy.server.http import JSONResponse, error_response, read_json
+from codex_proxy.server.keys import CountingImages, check_model, image_permission, key_for
 from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import (
     KEEPALIVE,
@@ -78,7 +79,8 @@ def owner_of(request: Request) -> str | None:
     """Whose stored responses a request may read and write: every store call of this module
     passes it. None (unowned rows) until the gateway has client keys; then the name of the key
     the request came with."""
-    return None
+    key = key_for(request)
+    return key.name if key is not None and not key.admin else None
 
 
 def response_id() -> str:
@@ -97,8 +99,10 @@ async def create_response(request: Request) -> Any:
         body = await read_json(request)
         if isinstance(body, dict) and isinstance(body.get("model"), str):
             note(model=body["model"], stream=body.get("stream") is True)
+        # A key that may not make images (or has none left today) never gets the tool injected.
+        images_ok = await image_permission(request, key_for(request), body)
         creds = await state.auth.credentials()
-        options = await responses_options(request, creds, body)
+        options = await responses_options(request, creds, body, images_ok=images_ok)
         chatgpt = creds.mode == CHATGPT
         chain: list[StoredTurn] = []
         cache_key = None
@@ -107,6 +111,7 @@ async def create_response(request: Request) -> Any:
             if chain:
                 cache_key = chain[-1].response.get(CACHE_KEY_FIELD)
         prepared = prepare_responses_request(body, options, cache_key=cache_key)
+        check_model(key_for(request), prepared.view.model)
         upstream_body = prepared.body
         new_items: list[dict[str, Any]] | None = None
         if prepared.chatgpt:
@@ -122,7 +127,7 @@ async def create_response(request: Request) -> Any:
     headers = {DROPPED_HEADER: ",".join(prepared.dropped)} if prepared.dropped else {}
     saving = prepared.chatgpt and prepared.view.store and state.store is not None
     forces_image = forces_image_tool(upstream_body.get("tool_choice"))
-    return ResponsesRun(
+    run = ResponsesRun(
         client=state.client,
         creds=creds,
         prepared=prepared,
@@ -136,9 +141,13 @@ async def create_response(request: Request) -> Any:
         limiter=state.image_jobs if forces_image else None,
         shutdown=state.shutdown,
     )
+    key = key_for(request)
+    return CountingImages(run, request, key, run) if key is not None else run
 
 
-async def responses_options(request: Request, creds: Credentials, body: Any) -> ResponsesOptions:
+async def responses_options(
+    request: Request, creds: Credentials, body: Any, *, images_ok: bool = True
+) -> ResponsesOptions:
     """The chat route's options, with the default model resolved (the catalog's, unless the
     body names its model or CODEX_MODEL is set)."""
     settings = request.app.state.settings
@@ -153,7 +162,7 @@ async def responses_options(request: Request, creds: Credentials, body: Any) -> 
             max_messages=settings.max_messages,
             max_images=settings.max_images,
         ),
-        enable_image_gen=settings.enable_image_gen,
+        enable_image_gen=settings.enable_image_gen and images_ok,
         image_defaults=settings.image_options,
     )
 
@@ -247,6 +256,15 @@ class ResponsesRun:
         self.session_id = prepared.prompt_cache_key or None
         self.shutdown = shutdown
         self._sequence = 0
+
+    @property
+    def count(self) -> int:
+        """Images this turn generated (a client key's daily image count)."""
+        return sum(
+            1
+            for item in self.relay.items
+            if item.get("type") == "image_generation_call" and item.get("result")
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         out = EventStream(send)
