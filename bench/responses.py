@@ -178,13 +178,14 @@ def relay(run: Run, plan: Plan, m: Measured) -> None:
             for key, target, base, pid in (
                 ("direct", direct, run.fake_url, None),
                 ("responses", gw.responses, gw.base, gw.pid),
+                ("unstored", unstored, gw.base, gw.pid),
                 ("chat", gw.chat, gw.base, gw.pid),
             ):
                 out: dict[str, Any] = {}
                 scenario_ttfb(run, target, base, out, pid)
                 m.keep(key, out)
         print("-- relay CPU", flush=True)
-        for round_ in range(plan.rounds):
+        for _ in range(plan.rounds):
             for key, target in (
                 ("chat", gw.chat),
                 ("responses", unstored),
@@ -321,6 +322,9 @@ def render(m: Measured, plan: Plan) -> str:
         met=None if added is None else added <= 1.0,
     )
     row("1 TTFB, c=1", "/v1/responses p99 ms", d99, r99)
+    u50, u99 = m.median("unstored.ttfb_p50"), m.median("unstored.ttfb_p99")
+    row("1 TTFB, c=1", "/v1/responses store false p50 ms", d50, u50)
+    row("1 TTFB, c=1", "/v1/responses store false p99 ms", d99, u99)
     row("1 TTFB, c=1", "chat p50 ms (reference)", d50, c50)
     row("1 TTFB, c=1", "chat p99 ms (reference)", d99, c99)
     chat_us = m.median("chat.cpu_us")
