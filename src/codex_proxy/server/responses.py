@@ -256,6 +256,7 @@ class ResponsesRun:
                         held = []
                         continue
                     writes: list[bytes] = []
+                    frames: list[bytes] = []
                     for event in item:
                         self._sequence = max(self._sequence, _seq(event))
                         replaced = relay.feed(event)
@@ -271,8 +272,13 @@ class ResponsesRun:
                             break
                     item.clear()
                     if relay.done:
-                        await self._save()  # before the last event: the client may chain at once
-                        await self._write(send, writes, headers, more=False)
+                        # What came before the terminal event goes out first, so the save (a
+                        # commit) delays only that event; it is saved before the terminal event
+                        # goes out, since the client may chain at once.
+                        if len(writes) > len(frames):
+                            await self._write(send, writes[: -len(frames)], headers)
+                        await self._save()
+                        await self._write(send, writes[-len(frames) :], headers, more=False)
                         return
                     if writes:
                         await self._write(send, writes, headers)
@@ -295,6 +301,7 @@ class ResponsesRun:
         if not self._started:
             await _start_event_stream(send, headers)
             self._started = True
+        writes = list(coalesce(writes))  # one send for a batch of small events
         for i, payload in enumerate(writes):
             last = i == len(writes) - 1
             await send(
