@@ -13,7 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -337,13 +337,10 @@ def _frames(event: Mapping[str, Any]) -> list[bytes]:
     sliced rather than copied whole."""
     name = event.get("type")
     head = sse_frame(name if isinstance(name, str) else "message", b"")[:-2]
-    return list(coalesce(_pieces(head, event)))
-
-
-def _pieces(head: bytes, event: Mapping[str, Any]) -> Iterator[bytes]:
-    yield head
-    yield from dumps_parts(event)
-    yield b"\n\n"
+    parts = list(dumps_parts(event))
+    if len(parts) == 1:  # nearly every event: one write, no generators
+        return [head + parts[0] + b"\n\n"]
+    return list(coalesce([head, *parts, b"\n\n"]))
 
 
 # ------------------------------------------------------------------------ GET, DELETE
