@@ -3,7 +3,7 @@
 Every ``POST .../responses`` gets the current script, encoded once when it is set, so serving a
 request costs one socket write. ``POST /_bench/script`` sets the script (deltas, tool calls, one
 image of S MB, or a held stream spread over ``hold_s`` seconds); ``GET /_bench/stats`` counts
-requests and tells when the last ``/responses`` request arrived.
+requests and tells when the last ``/responses`` request arrived and how large its body was.
 
     python -m bench.fake --port 9100
 """
@@ -93,6 +93,7 @@ class FakeServer:
         self.requests = 0
         self.open_streams = 0
         self.last_request_at = 0.0
+        self.last_request_bytes = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve requests on one keep-alive connection until the client closes it."""
@@ -128,6 +129,7 @@ class FakeServer:
         if method == "POST" and path.endswith("/responses"):
             self.requests += 1
             self.last_request_at = time.time()
+            self.last_request_bytes = len(body)
             await self.stream(writer)
         elif path == "/_bench/script" and method == "POST":
             script = Script(**orjson.loads(body or b"{}"))
@@ -138,6 +140,7 @@ class FakeServer:
                 "requests": self.requests,
                 "open_streams": self.open_streams,
                 "last_request_at": self.last_request_at,
+                "last_request_bytes": self.last_request_bytes,
             }
             await _json(writer, stats)
         elif path.endswith("/models"):

@@ -11,7 +11,8 @@ so both ends of every measurement are read in this process. Baselines:
 - ``bare httpx``: a one-line script that imports httpx and posts the same request, the least a
   Python httpx client can cost;
 - ``curl``, when installed, for scale;
-- ``import codex_proxy.server.app``: what the client would pay if it imported the gateway (it must not).
+- ``import codex_proxy.server.app``: what the client would pay if it imported the gateway (it
+  must not).
 
 The ratio to print and watch is codex-imagegen / bare httpx: close to 1 means the client adds
 little on top of its one dependency. Not a test: numbers depend on the machine.

@@ -441,14 +441,15 @@ def machine() -> str:
 # -- main -------------------------------------------------------------------------------------
 
 
-def write_auth(home: Path) -> None:
+def write_auth(home: Path, lifetime: float = TOKEN_LIFETIME) -> None:
+    """ChatGPT sign-in files whose access token lives ``lifetime`` seconds."""
     from codex_proxy.mock.tokens import access_token, id_token
 
     home.mkdir(parents=True, exist_ok=True)
     auth = {
         "tokens": {
             "id_token": id_token(),
-            "access_token": access_token(TOKEN_LIFETIME),
+            "access_token": access_token(lifetime),
             "refresh_token": "rt-soak",
             "account_id": "acct-mock-123",
         },

@@ -37,9 +37,14 @@ class Target:
     note: str = ""
     available: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    payload: dict[str, object] | None = None
+    """A request body of its own (e.g. ``/v1/responses`` through the gateway), else the default
+    for ``kind``."""
 
     def body(self) -> str:
         """The streaming request body, as JSON text."""
+        if self.payload is not None:
+            return orjson.dumps(self.payload).decode()
         if self.kind == "images":
             return orjson.dumps(IMAGES_STREAM).decode()
         if self.kind in ("responses", "responses_images"):

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 from pydantic import BaseModel
 
@@ -552,3 +553,17 @@ def test_default_model_is_the_catalog_default(make_gateway, upstream: FakeUpstre
     assert answer.status_code == 200, answer.text
     assert upstream.responses_requests[-1].body["model"] == "gpt-7-test"
     assert answer.json()["model"] == "gpt-7-test"
+
+
+@pytest.mark.parametrize("size", [10, 3 * 1024 * 1024])
+def test_event_frames_are_the_sse_framing_of_the_json(size: int) -> None:
+    from codex_proxy.server.responses import _frames
+
+    event = {"type": "response.output_item.done", "item": {"result": "A" * size}}
+    frames = _frames(event)
+    expected = b"event: response.output_item.done\ndata: " + orjson.dumps(event) + b"\n\n"
+    assert b"".join(frames) == expected
+    if size < 1024 * 1024:
+        assert len(frames) == 1  # one write for an ordinary event
+    else:
+        assert max(len(f) for f in frames) <= 1024 * 1024  # an image in slices, not one copy

@@ -22,7 +22,7 @@ from codex_proxy.store import (
     StoredResponseNotFound,
     StoreError,
 )
-from codex_proxy.store.sqlite import DB_NAME, SCHEMA_VERSION
+from codex_proxy.store.sqlite import DB_NAME, PRUNE_BATCH, SCHEMA_VERSION
 
 from .helpers import NOW, assistant, image_call, png, response, user, user_image
 
@@ -105,6 +105,17 @@ def test_depth_limit(backend: SQLiteBackend) -> None:
     with pytest.raises(ChainError) as caught:
         backend.load_chain("resp_5", max_depth=5)
     assert (caught.value.reason, caught.value.max_depth) == ("too_deep", 5)
+
+
+def test_chain_longer_than_one_batch_of_item_lookups(backend: SQLiteBackend) -> None:
+    ids = [f"resp_{n}" for n in range(PRUNE_BATCH + 20)]
+    save_chain(backend, ids)
+    turns = backend.load_chain(ids[-1])
+    assert [t.id for t in turns] == ids
+    assert [t.input_items[0]["content"][0]["text"] for t in turns] == [
+        f"q{n}" for n in range(len(ids))
+    ]
+    assert all(len(t.output_items) == 1 for t in turns)
 
 
 def test_unknown_ids_raise_not_found(backend: SQLiteBackend) -> None:

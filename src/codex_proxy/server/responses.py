@@ -20,6 +20,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from codex_proxy._json import dumps_parts
 from codex_proxy.server.chat import DROPPED_HEADER
 from codex_proxy.server.http import JSONResponse, error_response, read_json
 from codex_proxy.server.keys import CountingImages, check_model, image_permission, key_for
@@ -339,11 +340,16 @@ class ResponsesRun:
                             break
                     item.clear()
                     if relay.done:
-                        await self._save()  # before the last event: the client may chain at once
-                        await out.write_all(writes, headers, more=False)
+                        # What came before the terminal event goes out first, so the save (a
+                        # commit) delays only that event; it is saved before the terminal event
+                        # goes out, since the client may chain at once.
+                        if len(writes) > len(frames):
+                            await out.write_all(coalesce(writes[: -len(frames)]), headers)
+                        await self._save()
+                        await out.write_all(coalesce(writes[-len(frames) :]), headers, more=False)
                         return
                     if writes:
-                        await out.write_all(writes, headers)
+                        await out.write_all(coalesce(writes), headers)
         relay.finish()  # the upstream closed without a terminal event: truncated
 
     async def _save(self) -> None:
@@ -366,7 +372,12 @@ def _seq(event: Mapping[str, Any]) -> int:
 def _frames(event: Mapping[str, Any]) -> list[bytes]:
     """One event the gateway changed (or made) as SSE writes, re-encoded; an image is sliced
     rather than copied whole."""
-    return list(encode_events([event]))
+    name = event.get("type")
+    head = sse_frame(name if isinstance(name, str) else "message", b"")[:-2]
+    parts = list(dumps_parts(event))
+    if len(parts) == 1:  # nearly every event: one write, no generators
+        return [head + parts[0] + b"\n\n"]
+    return list(coalesce([head, *parts, b"\n\n"]))
 
 
 def _raw_frames(name: str, raw: bytes | bytearray) -> list[bytes]:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from codex_proxy.store.base import (
     StoredTurn,
     StoreError,
 )
-from codex_proxy.store.blobs import BlobStore, check_no_markers, externalize, restore
+from codex_proxy.store.blobs import MARKER, BlobStore, check_no_markers, externalize, restore
 from codex_proxy.store.items import with_id
 from codex_proxy.store.pages import check_list_params, page
 
@@ -297,56 +298,39 @@ class SQLiteBackend:
         with_bytes: bool = True,
         max_depth: int = MAX_CHAIN_DEPTH,
     ) -> list[StoredTurn]:
-        turns: list[StoredTurn] = []
-        seen: set[str] = set()
-        current: str | None = response_id
+        # Two statements whatever the depth (a walk of one SELECT pair per turn cost ~15 us a
+        # turn), and blob markers restored only in turns whose JSON holds one: every turn of a
+        # long chain is loaded again on every request.
         with self._read() as conn:
-            while current is not None:
-                if current in seen:
-                    raise ChainError("cycle", response_id, max_depth)
-                if len(turns) >= max_depth:
-                    raise ChainError("too_deep", response_id, max_depth)
-                seen.add(current)
-                row = conn.execute(
-                    "SELECT previous_response_id, model, created_at, body FROM responses"
-                    " WHERE id = ? AND owner IS ?",
-                    (current, owner),
-                ).fetchone()
-                if row is None:
-                    raise StoredResponseNotFound("response", current)
-                inputs, outputs = _items(conn, current)
-                body = orjson.loads(row[3])
-                body.pop("output", None)
-                turns.append(
-                    StoredTurn(
-                        id=current,
-                        previous_response_id=row[0],
-                        owner=owner,
-                        model=row[1],
-                        created_at=row[2],
-                        response=body,
-                        input_items=inputs,
-                        output_items=outputs,
-                    )
-                )
-                current = row[0]
-        turns.reverse()
-        if not with_bytes:
-            return turns
-        read = self._reader()
-        return [
-            StoredTurn(
-                id=t.id,
-                previous_response_id=t.previous_response_id,
-                owner=t.owner,
-                model=t.model,
-                created_at=t.created_at,
-                response=restore(t.response, read),
-                input_items=restore(t.input_items, read),
-                output_items=restore(t.output_items, read),
+            rows = conn.execute(_CHAIN, (response_id, owner, owner, max_depth)).fetchall()
+            turns = _chain_turns(rows, response_id, owner, max_depth)
+            items = _chain_items(conn, [t.id for t in turns])
+        read = self._reader() if with_bytes else None
+        out = []
+        for turn in reversed(turns):
+            raw_inputs, raw_outputs = items.get(turn.id, ([], []))
+            restoring = read is not None and (
+                turn.has_blob or any(_BLOB_KEY in b for b in (*raw_inputs, *raw_outputs))
             )
-            for t in turns
-        ]
+            response = orjson.loads(turn.body)
+            response.pop("output", None)
+            inputs = [orjson.loads(b) for b in raw_inputs]
+            outputs = [orjson.loads(b) for b in raw_outputs]
+            if restoring:
+                response, inputs, outputs = restore([response, inputs, outputs], read)
+            out.append(
+                StoredTurn(
+                    id=turn.id,
+                    previous_response_id=turn.previous,
+                    owner=owner,
+                    model=turn.model,
+                    created_at=turn.created_at,
+                    response=response,
+                    input_items=inputs,
+                    output_items=outputs,
+                )
+            )
+        return out
 
     def get_response(
         self, response_id: str, *, owner: str | None = None, with_bytes: bool = True
@@ -437,6 +421,71 @@ class SQLiteBackend:
             return cache[digest]
 
         return read
+
+
+_BLOB_KEY = orjson.dumps(MARKER)  # b'"$blob"': a body without it holds no marker
+_CHAIN = """
+    WITH RECURSIVE chain(id, depth) AS (
+        SELECT id, 0 FROM responses WHERE id = ?1 AND owner IS ?2
+        UNION ALL
+        SELECT r.previous_response_id, c.depth + 1 FROM chain c
+        JOIN responses r ON r.id = c.id AND r.owner IS ?3
+        WHERE r.previous_response_id IS NOT NULL AND c.depth < ?4
+    )
+    SELECT c.id, r.previous_response_id, r.model, r.created_at, r.body
+    FROM chain c LEFT JOIN responses r ON r.id = c.id AND r.owner IS ?2
+    ORDER BY c.depth
+"""
+"""``id`` and its ancestors, newest first, at most ``max_depth`` + 1 rows (a cycle repeats ids);
+an ancestor that is missing (or another owner's) comes back as a row of NULLs after its id."""
+
+
+@dataclass(frozen=True)
+class _ChainRow:
+    id: str
+    previous: str | None
+    model: str
+    created_at: float
+    body: bytes
+    has_blob: bool
+
+
+def _chain_turns(
+    rows: list[tuple[Any, ...]], response_id: str, owner: str | None, max_depth: int
+) -> list[_ChainRow]:
+    """The rows of :data:`_CHAIN` checked the way a walk one turn at a time would: a repeated
+    id is a cycle, more than ``max_depth`` turns is too deep, a row without a body is missing."""
+    turns: list[_ChainRow] = []
+    seen: set[str] = set()
+    for rid, previous, model, created_at, body in rows:
+        if rid in seen:
+            raise ChainError("cycle", response_id, max_depth)
+        if len(turns) >= max_depth:
+            raise ChainError("too_deep", response_id, max_depth)
+        if body is None:
+            raise StoredResponseNotFound("response", rid)
+        seen.add(rid)
+        turns.append(_ChainRow(rid, previous, model, created_at, body, _BLOB_KEY in body))
+    if not turns:
+        raise StoredResponseNotFound("response", response_id)
+    return turns
+
+
+def _chain_items(
+    conn: sqlite3.Connection, ids: list[str]
+) -> dict[str, tuple[list[bytes], list[bytes]]]:
+    """Raw input and output item bodies of the responses ``ids``, in order, by response id."""
+    found: dict[str, tuple[list[bytes], list[bytes]]] = {}
+    for start in range(0, len(ids), PRUNE_BATCH):
+        chunk = ids[start : start + PRUNE_BATCH]
+        marks = ",".join("?" * len(chunk))
+        for rid, kind, body in conn.execute(
+            f"SELECT response_id, kind, body FROM items WHERE response_id IN ({marks})"
+            " ORDER BY response_id, kind, position",
+            chunk,
+        ):
+            found.setdefault(rid, ([], []))[kind].append(body)
+    return found
 
 
 def _items(
