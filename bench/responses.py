@@ -491,10 +491,13 @@ What the profiles showed and what changed (py-spy on the gateway, quick runs on 
   the terminal event (still saved before the client sees it complete).
 - Relay CPU (2). Per event: one ASGI send per frame through five middleware layers, and a
   re-encoding through generators (`dumps_parts` + `coalesce`). Changed: a batch of events is one
-  send (`coalesce` in `_write`), an ordinary event is framed with one `orjson.dumps` and one
-  concatenation; 7.0 -> 4.5 µs per event (chat: 8.5-10). What is left per event: SSE parsing
-  and `orjson.loads` (shared with chat), the relay's own bookkeeping, and the re-encoding
-  itself (~1.4 µs measured alone), which passing the upstream's bytes through would remove.
+  send (`coalesce` before `write_all`), an ordinary event is framed with one `orjson.dumps` and
+  one concatenation; 7.0 -> 4.5 µs per event (chat: 8.5-10). Then the unchanged events pass on
+  with the upstream's own data bytes (`UpstreamStream.raw_batches`), framed with one
+  concatenation (no generator), and the sequence-number bookkeeping lost its function call:
+  4.5 -> 3.4-3.8 µs. What is left per event: SSE parsing and `orjson.loads` (shared with chat;
+  the relay must read every event to rebuild `output` and to save the turn) and the relay's
+  own bookkeeping.
 - Image (4). Each later turn restores the 15 MB blob to base64 and sends it (history `last`),
   so a turn peaks ~60 MB over the idle gateway, the same every turn; nothing accumulates.
 """

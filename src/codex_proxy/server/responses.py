@@ -20,7 +20,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from codex_proxy._json import dumps_parts
+from codex_proxy._json import SLICE, dumps_parts
 from codex_proxy.server.chat import DROPPED_HEADER
 from codex_proxy.server.http import JSONResponse, error_response, read_json
 from codex_proxy.server.keys import CountingImages, check_model, image_permission, key_for
@@ -323,7 +323,9 @@ class ResponsesRun:
                         continue
                     writes: list[bytes] = []
                     for event, raw in item:
-                        self._sequence = max(self._sequence, _seq(event))
+                        number = event.get("sequence_number")
+                        if type(number) is int and number > self._sequence:  # no bool
+                            self._sequence = number
                         replaced = relay.feed(event)
                         if replaced is not None or raw is None:
                             frames = _frames(event if replaced is None else replaced)
@@ -364,11 +366,6 @@ class ResponsesRun:
         await self.store.save(saved, self.input_items, owner=self.owner)
 
 
-def _seq(event: Mapping[str, Any]) -> int:
-    number = event.get("sequence_number")
-    return number if isinstance(number, int) and not isinstance(number, bool) else 0
-
-
 def _frames(event: Mapping[str, Any]) -> list[bytes]:
     """One event the gateway changed (or made) as SSE writes, re-encoded; an image is sliced
     rather than copied whole."""
@@ -384,8 +381,9 @@ def _raw_frames(name: str, raw: bytes | bytearray) -> list[bytes]:
     """An unchanged event with the upstream's own data bytes, framed as :func:`sse_frame`
     frames it; a large one (an image) is a write of its own, not copied (a ``bytearray``
     from the SSE decoder goes out as it is)."""
-    head = sse_frame(name, b"")[:-2]
-    return list(coalesce((head, raw, b"\n\n")))
+    if len(raw) < SLICE:  # nearly every event: one write, one concatenation
+        return [b"event: " + name.encode() + b"\ndata: " + raw + b"\n\n"]
+    return [b"event: " + name.encode() + b"\ndata: ", raw, b"\n\n"]
 
 
 # ------------------------------------------------------------------------ GET, DELETE
