@@ -332,6 +332,23 @@ def test_an_input_image_makes_it_an_edit(upstream: FakeUpstream) -> None:
     assert decode(base64.b64decode(item["result"])).size == (1024, 1536)
 
 
+def test_an_image_in_the_conversation_makes_a_follow_up_an_edit(upstream: FakeUpstream) -> None:
+    """No image words and no forced tool: the earlier image is what the follow-up is about."""
+    source = f"data:image/png;base64,{image_b64(16, 16)}"
+    earlier = user("[image 1]", {"type": "input_image", "image_url": source})
+    tool = {"type": "image_generation", "size": "64x64"}
+
+    events = sse_events(
+        post(upstream, input=[earlier, user("make the background a kitchen counter")], tools=[tool])
+    )
+
+    item = image_item(events)
+    assert (
+        item["revised_prompt"] == "An edited mock image of: make the background a kitchen counter"
+    )
+    assert decode(base64.b64decode(item["result"])).size == (64, 64)
+
+
 def test_revised_prompt_keeps_the_first_200_characters(upstream: FakeUpstream) -> None:
     prompt = "x" * 300
     tool = {"type": "image_generation", "size": "64x64"}

@@ -282,8 +282,9 @@ _PROMPT_LIMIT = 200
 
 def default_reply(request: RecordedRequest) -> Reply:
     """Echo the last user text; ``/tool NAME {json}`` calls a declared function tool instead;
-    with an ``image_generation`` tool, a forced ``tool_choice`` or an image-ish prompt
-    ("draw", "picture", "logo", ...) gets a short message and a real generated image."""
+    with an ``image_generation`` tool, a forced ``tool_choice``, an image-ish prompt ("draw",
+    "picture", "logo", ...) or an image in the conversation (a follow-up edits it) gets a short
+    message and a real generated image."""
     body = request.body if isinstance(request.body, dict) else {}
     model = body.get("model") if isinstance(body.get("model"), str) else "gpt-5-codex"
     text = _last_user_text(body.get("input"))
@@ -291,7 +292,8 @@ def default_reply(request: RecordedRequest) -> Reply:
     image_tool = _image_tool(body.get("tools"))
     forced = _forces_image(body.get("tool_choice"))
     call = None if forced else _tool_command(text, _function_names(body.get("tools")))
-    if image_tool is not None and call is None and (forced or _IMAGE_WORDS.search(text)):
+    wants_image = forced or _IMAGE_WORDS.search(text) or _has_input_image(body.get("input"))
+    if image_tool is not None and call is None and wants_image:
         try:
             events = _image_events(image_tool, body, text, model, used)
         except ValueError as exc:
