@@ -26,9 +26,26 @@ from codex_proxy.translate.images import (
     restore_image_history,
 )
 from codex_proxy.translate.request import RequestOptions, translate_request
-from codex_proxy.upstream.auth import CHATGPT
+from codex_proxy.upstream.auth import CHATGPT, Credentials
 
 DROPPED_HEADER = "x-codex-proxy-dropped-params"
+
+
+async def request_options(request: Request, creds: Credentials, body: Any) -> RequestOptions:
+    """What the translation needs from the settings and the request, with the default model
+    resolved (the catalog's, unless the body names its model or CODEX_MODEL is set). The chat
+    and Responses routes share it."""
+    settings = request.app.state.settings
+    return RequestOptions(
+        chatgpt_backend=creds.mode == CHATGPT,
+        default_model=await default_model_for(body, request.app.state.models),
+        instructions=settings.instructions,
+        reasoning_summary=settings.reasoning_summary,
+        model_aliases=settings.model_aliases,
+        session_id=request.headers.get("x-session-id") or None,
+        max_messages=settings.max_messages,
+        max_images=settings.max_images,
+    )
 
 
 async def chat_completions(request: Request) -> Any:
@@ -55,17 +72,7 @@ async def chat_completions(request: Request) -> Any:
         # A key that may not make images (or has none left today) never gets the tool injected.
         images_ok = await image_permission(request, key, body)
         creds = await state.auth.credentials()
-        options = RequestOptions(
-            chatgpt_backend=creds.mode == CHATGPT,
-            default_model=await default_model_for(body, state.models),
-            instructions=settings.instructions,
-            reasoning_summary=settings.reasoning_summary,
-            model_aliases=settings.model_aliases,
-            session_id=request.headers.get("x-session-id") or None,
-            max_messages=settings.max_messages,
-            max_images=settings.max_images,
-        )
-        translated = translate_request(body, options)
+        translated = translate_request(body, await request_options(request, creds, body))
         check_model(key, translated.model)
         image_format = apply_image_tool(
             translated.body,

@@ -21,10 +21,9 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from codex_proxy._json import SLICE, dumps_parts
-from codex_proxy.server.chat import DROPPED_HEADER
+from codex_proxy.server.chat import DROPPED_HEADER, request_options
 from codex_proxy.server.http import JSONResponse, error_response, read_json
 from codex_proxy.server.keys import CountingImages, check_model, image_permission, key_for
-from codex_proxy.server.models import default_model_for
 from codex_proxy.server.relay import (
     KEEPALIVE,
     SSE_HEADERS,
@@ -48,7 +47,6 @@ from codex_proxy.store import (
 from codex_proxy.translate import errors
 from codex_proxy.translate.errors import OpenAIError
 from codex_proxy.translate.images import forces_image_tool
-from codex_proxy.translate.request import RequestOptions
 from codex_proxy.translate.responses_compact import compacted_response, prepare_compact_request
 from codex_proxy.translate.responses_history import (
     Turn,
@@ -149,20 +147,10 @@ async def create_response(request: Request) -> Any:
 async def responses_options(
     request: Request, creds: Credentials, body: Any, *, images_ok: bool = True
 ) -> ResponsesOptions:
-    """The chat route's options, with the default model resolved (the catalog's, unless the
-    body names its model or CODEX_MODEL is set)."""
+    """The chat route's options, and the image tool's."""
     settings = request.app.state.settings
     return ResponsesOptions(
-        request=RequestOptions(
-            chatgpt_backend=creds.mode == CHATGPT,
-            default_model=await default_model_for(body, request.app.state.models),
-            instructions=settings.instructions,
-            reasoning_summary=settings.reasoning_summary,
-            model_aliases=settings.model_aliases,
-            session_id=request.headers.get("x-session-id") or None,
-            max_messages=settings.max_messages,
-            max_images=settings.max_images,
-        ),
+        request=await request_options(request, creds, body),
         enable_image_gen=settings.enable_image_gen and images_ok,
         image_defaults=settings.image_options,
     )

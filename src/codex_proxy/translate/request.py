@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,17 +330,7 @@ def _extra_params(
     """Forward the api-only params (api_key mode) and report everything else unused."""
     forwarded: dict[str, Any] = {}
     dropped: list[str] = []
-    for key, value in chat.items():
-        if value is None:
-            continue  # SDKs send nulls for unset params: absent, not dropped
-        if key == "reasoning" and isinstance(value, dict):
-            dropped.extend(
-                f"reasoning.{k}"
-                for k, v in value.items()
-                if k not in _REASONING_KEYS and v is not None
-            )
-        if key in _CONSUMED or key in EXTERNAL_KEYS:
-            continue
+    for key, value in unread_fields(chat, _CONSUMED, dropped):
         spec = _API_ONLY.get(key)
         if spec is None or chatgpt_backend:
             dropped.append(key)
@@ -353,6 +343,27 @@ def _extra_params(
             continue
         forwarded[target] = value
     return forwarded, tuple(dropped)
+
+
+def unread_fields(
+    request: Mapping[str, Any], consumed: frozenset[str], dropped: list[str]
+) -> Iterator[tuple[str, Any]]:
+    """The request's fields the gateway does not read itself (``consumed``, and our own
+    extensions), for the caller to forward or drop. Nulls are unset (SDKs send them for unset
+    params): absent, not dropped. ``reasoning`` keys the upstream has no use for go to
+    ``dropped``."""
+    for key, value in request.items():
+        if value is None:
+            continue
+        if key == "reasoning" and isinstance(value, dict):
+            dropped.extend(
+                f"reasoning.{k}"
+                for k, v in value.items()
+                if k not in _REASONING_KEYS and v is not None
+            )
+        if key in consumed or key in EXTERNAL_KEYS:
+            continue
+        yield key, value
 
 
 def _prompt_cache_key(

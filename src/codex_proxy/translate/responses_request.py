@@ -34,6 +34,7 @@ from codex_proxy.translate.request import (
     derived_cache_key,
     reasoning_config,
     resolve_model,
+    unread_fields,
 )
 
 __all__ = [
@@ -105,7 +106,6 @@ _CONSUMED = frozenset(
 )
 # The gateway's own request fields: never sent to any upstream.
 _EXTENSIONS = frozenset({"modalities", *EXTERNAL_KEYS})
-_REASONING_KEYS = ("effort", "summary")
 # Need server-side state the gateway does not keep: refused, never dropped in silence.
 _NEEDS_STORAGE = {
     "background": "'background' mode needs the upstream to keep the response; this gateway "
@@ -363,17 +363,7 @@ def _forwarded_and_dropped(
     reported (request order), any other goes up as sent (nulls count as unset)."""
     forwarded: dict[str, Any] = {}
     dropped: list[str] = []
-    for key, value in request.items():
-        if value is None:
-            continue
-        if key == "reasoning" and isinstance(value, dict):
-            dropped.extend(
-                f"reasoning.{k}"
-                for k, v in value.items()
-                if k not in _REASONING_KEYS and v is not None
-            )
-        if key in _CONSUMED or key in EXTERNAL_KEYS:
-            continue
+    for key, value in unread_fields(request, _CONSUMED, dropped):
         if key in BACKEND_REFUSED:
             dropped.append(key)
         else:
