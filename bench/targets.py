@@ -37,6 +37,7 @@ class Target:
     note: str = ""
     available: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    token: str = "bench"  # the load generator's bearer token
 
     def body(self) -> str:
         """The streaming request body, as JSON text."""

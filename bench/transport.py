@@ -76,12 +76,13 @@ def measure(run: Run, rounds: int) -> dict[str, dict[str, list[float]]]:
     return samples
 
 
-def start(target: Target, run: Run) -> tuple[subprocess.Popen[bytes], str]:
+def start(target: Target, run: Run, name: str = "") -> tuple[subprocess.Popen[bytes], str]:
     """The gateway as the soak starts it (``python -m codex_proxy``: the console script of an
-    environment may point at another checkout)."""
+    environment may point at another checkout); its log is ``NAME.log`` in the work folder
+    (by default the transport's name)."""
     port = procs.free_port()
     argv = [sys.executable, "-m", "codex_proxy", "serve", "--port", str(port)]
-    log = run.workdir / f"{target.extra_env['CODEX_UPSTREAM_TRANSPORT']}.log"
+    log = run.workdir / f"{name or target.extra_env['CODEX_UPSTREAM_TRANSPORT']}.log"
     proc = procs.spawn(argv, target.env(run.fake_url), log, ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
