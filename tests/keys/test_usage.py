@@ -51,3 +51,25 @@ def test_two_processes_share_one_limit(tmp_path: Path) -> None:
         proc.join(timeout=30)
     assert granted == 50
     assert Usage(Path(path)).used("a", REQUESTS, T) == 50
+
+
+def _rows(usage: Usage) -> int:
+    return int(usage._db.execute("SELECT COUNT(*) FROM usage WHERE window > 0").fetchone()[0])
+
+
+def test_windows_older_than_two_days_are_purged(tmp_path: Path) -> None:
+    usage = Usage(tmp_path / "u.sqlite3")
+    assert usage.take("a", REQUESTS, 1, None, T)
+    assert usage.take("a", IMAGES, 1, None, T)
+    assert usage.take("a", REQUESTS, 1, None, T + 1)  # the same minute: nothing to purge
+    assert _rows(usage) == 2
+    assert usage.take("b", REQUESTS, 1, None, T + 3 * 86_400)  # a later minute purges
+    assert _rows(usage) == 1
+    assert usage.used("a", REQUESTS, T) == 0
+    assert usage.total("a", REQUESTS) == 2  # lifetime totals stay
+
+
+def test_commits_do_not_sync_every_count(tmp_path: Path) -> None:
+    usage = Usage(tmp_path / "u.sqlite3")
+    assert usage._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert usage._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
