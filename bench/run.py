@@ -108,6 +108,8 @@ class Run:
             str(duration),
             "--timeout",
             str(max(60.0, self.sizes.hold_seconds + 60)),
+            "--token",
+            target.token,
         ]
 
     def load(

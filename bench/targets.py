@@ -40,6 +40,7 @@ class Target:
     payload: dict[str, object] | None = None
     """A request body of its own (e.g. ``/v1/responses`` through the gateway), else the default
     for ``kind``."""
+    token: str = "bench"  # the load generator's bearer token
 
     def body(self) -> str:
         """The streaming request body, as JSON text."""
