@@ -81,6 +81,8 @@ def test_commits_do_not_sync_every_count(tmp_path: Path) -> None:
     usage = Usage(tmp_path / "u.sqlite3")
     assert usage._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert usage._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    # the connection the event loop uses never checkpoints (no fsync there)
+    assert usage._quick.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
 
 
 def test_try_take_counts_like_take(tmp_path: Path) -> None:
