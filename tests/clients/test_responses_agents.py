@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import shutil
+import subprocess
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -222,4 +226,107 @@ def test_ag2_responses_image_generation_tool_files(base_url: str, upstream: Fake
     assert [(p.media_type, p.data) for p in parts] == [("image/png", expected)]
     assert upstream.responses_requests[0].body["tools"] == [
         {"type": "image_generation", "size": "256x256", "output_format": "png"}
+    ]
+
+
+# -- node: the Vercel AI SDK and openai-node -------------------------------------------------
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+def run_node(script: str, base_url: str) -> dict[str, Any]:
+    """Run one script of ``node/`` against the gateway; its one JSON line of output."""
+    node = shutil.which("node")
+    assert node, "node (>= 20) is not on PATH"
+    done = subprocess.run(
+        [node, script],
+        cwd=NODE_DIR,
+        env={
+            **os.environ,
+            "GATEWAY_BASE_URL": base_url,
+            "GATEWAY_API_KEY": KEY,
+            "GATEWAY_MODEL": MODEL,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_ai_sdk_responses_generate_and_stream_with_a_tool(
+    base_url: str, upstream: FakeUpstream
+) -> None:
+    upstream.enqueue(
+        call("get_weather", '{"city": "Rome"}', "call_gen"),
+        text("It is 31C in Rome."),
+        call("get_weather", '{"city": "Oslo"}', "call_str"),
+        text("It is 31C in Oslo."),
+    )
+    out = run_node("ai_sdk_responses_tools.mjs", base_url)
+
+    assert out == {
+        "calls": ["Rome", "Oslo"],
+        "generate": {
+            "text": "It is 31C in Rome.",
+            "steps": 2,
+            "toolCalls": [{"id": "call_gen", "name": "get_weather", "input": {"city": "Rome"}}],
+        },
+        "stream": {
+            "text": "It is 31C in Oslo.",
+            "steps": 2,
+            "toolCalls": [{"id": "call_str", "name": "get_weather", "input": {"city": "Oslo"}}],
+        },
+    }
+    requests = upstream.responses_requests
+    assert len(requests) == 4
+    assert [t["name"] for r in requests for t in r.body["tools"]] == ["get_weather"] * 4
+    # Step 2 of each call: the question, the model's call, and the tool's output under its id.
+    for index, city, call_id in ((1, "Rome", "call_gen"), (3, "Oslo", "call_str")):
+        assert upstream_inputs(upstream)[index] == [
+            user(f"Weather in {city}?"),
+            {
+                "type": "function_call",
+                "call_id": call_id,
+                "name": "get_weather",
+                "arguments": json.dumps({"city": city}, separators=(",", ":")),
+            },
+            {"type": "function_call_output", "call_id": call_id, "output": f"31C in {city}"},
+        ]
+
+
+def test_openai_node_streamed_second_turn_by_previous_response_id(
+    base_url: str, upstream: FakeUpstream
+) -> None:
+    upstream.enqueue(text("The Loire."), text("About 1006 km."), text("In the Atlantic."))
+    out = run_node("openai_responses_chain.mjs", base_url)
+
+    first, second = out["first"]["id"], out["second"]["id"]
+    assert out == {
+        "first": {"id": first, "text": "The Loire."},
+        "second": {"id": second, "streamed": "About 1006 km.", "previous": first},
+        "third": {"text": "In the Atlantic.", "previous": second},
+    }
+    assert first.startswith("resp_") and second.startswith("resp_") and first != second
+
+    def assistant(answer: str) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": answer, "annotations": []}],
+        }
+
+    bodies = [r.body for r in upstream.responses_requests]
+    assert all("previous_response_id" not in b for b in bodies)
+    turn1 = [user("Name a river in France.")]
+    turn2 = [*turn1, assistant("The Loire."), user("How long is it?")]
+    # The streamed turn 2 went upstream with turn 1 replayed from the store ...
+    assert upstream_inputs(upstream) == [
+        turn1,
+        turn2,
+        # ... and was stored itself, so turn 3 chained to it carries both turns.
+        [*turn2, assistant("About 1006 km."), user("And where does it end?")],
     ]
