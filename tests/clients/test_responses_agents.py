@@ -1,9 +1,10 @@
-"""Agent frameworks over ``/v1/responses``: a two-turn chain through the gateway's response
-store, and hosted image generation, with the Agents SDK's default model and AG2.
+"""Agents and the AI SDK over ``/v1/responses``: turns chained through the gateway's response
+store, hosted image generation, and function tools, with the Agents SDK's default model and
+client, AG2, the Vercel AI SDK and openai-node.
 
 The fake upstream refuses ``previous_response_id`` like the real backend, so a chained turn
-only works when the gateway replays the stored history itself; the tests check both sides:
-what the client sent the gateway and what the gateway sent upstream.
+only works when the gateway replays the stored history itself; the tests check both sides
+where they can: what the client sent the gateway and what the gateway sent upstream.
 """
 
 from __future__ import annotations
