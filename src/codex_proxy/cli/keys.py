@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from codex_proxy.cli import EXIT_CONFIG, EXIT_FAILED, settings_or_report
+from codex_proxy.config import Settings
 from codex_proxy.keys.file import (
     Key,
     KeysFileError,
@@ -56,6 +57,17 @@ def _fail(message: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
+def _settings_and_keys(args: argparse.Namespace) -> tuple[Settings, dict[str, Key]] | int:
+    """The settings and the keys file they name, or the exit code after saying what is wrong."""
+    settings = settings_or_report(args.env_file)
+    if settings is None:
+        return EXIT_CONFIG
+    try:
+        return settings, load(settings.keys_file)
+    except KeysFileError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+
+
 def run_add(args: argparse.Namespace) -> int:
     settings = settings_or_report(args.env_file)
     if settings is None:
@@ -90,13 +102,10 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    settings = settings_or_report(args.env_file)
-    if settings is None:
-        return EXIT_CONFIG
-    try:
-        keys = load(settings.keys_file)
-    except KeysFileError as exc:
-        return _fail(str(exc), EXIT_CONFIG)
+    found = _settings_and_keys(args)
+    if isinstance(found, int):
+        return found
+    settings, keys = found
     if not keys:
         print(f"No client keys in {settings.keys_file} (add one with `codex-proxy keys add`).")
         return 0
@@ -122,13 +131,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    settings = settings_or_report(args.env_file)
-    if settings is None:
-        return EXIT_CONFIG
-    try:
-        keys = load(settings.keys_file)
-    except KeysFileError as exc:
-        return _fail(str(exc), EXIT_CONFIG)
+    found = _settings_and_keys(args)
+    if isinstance(found, int):
+        return found
+    settings, keys = found
     if keys.pop(args.name, None) is None:
         return _fail(f"no key named {args.name!r} in {settings.keys_file}")
     save(settings.keys_file, keys)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from codex_proxy.cli import EXIT_CONFIG, EXIT_FAILED, settings_or_report
-from codex_proxy.cli.status import ask_gateway
+from codex_proxy.cli.status import add_gateway_arguments, ask_gateway
 
 
 def add_commands(commands: Any) -> None:
@@ -18,11 +18,7 @@ def add_commands(commands: Any) -> None:
         help="list the models a running gateway offers, the default marked",
         description="Ask a running gateway for GET /v1/models and print the model ids.",
     )
-    parser.add_argument("--url", help="gateway base URL (default from CODEX_HOST/CODEX_PORT)")
-    parser.add_argument("--token", help="gateway token (default CODEX_GATEWAY_TOKEN)")
-    parser.add_argument("--env-file", help="read settings from this file instead of ./.env")
-    parser.add_argument("--json", action="store_true", help="print the JSON answer as is")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    add_gateway_arguments(parser, timeout=10.0)
     parser.set_defaults(handler=run)
 
 

@@ -22,12 +22,19 @@ def add_commands(commands: Any) -> None:
         help="show a running gateway's login, usage limits and request counts",
         description="Ask a running gateway for GET /v1/status and print it.",
     )
+    add_gateway_arguments(parser, timeout=5.0)
+    parser.set_defaults(handler=run)
+
+
+def add_gateway_arguments(parser: argparse.ArgumentParser, timeout: float) -> None:
+    """What a command that asks a running gateway takes: where it is, its token, the output."""
     parser.add_argument("--url", help="gateway base URL (default from CODEX_HOST/CODEX_PORT)")
     parser.add_argument("--token", help="gateway token (default CODEX_GATEWAY_TOKEN)")
     parser.add_argument("--env-file", help="read settings from this file instead of ./.env")
     parser.add_argument("--json", action="store_true", help="print the JSON answer as is")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    parser.set_defaults(handler=run)
+    parser.add_argument(
+        "--timeout", type=float, default=timeout, help=f"seconds (default {timeout:g})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
