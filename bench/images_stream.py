@@ -18,16 +18,26 @@ import argparse
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from bench import procs
 from bench.results import RESULTS, write_section
-from bench.run import FULL, MB, QUICK, Row, Run, Sizes, added_under, machine, ours_under, pct
+from bench.run import (
+    FULL,
+    MB,
+    QUICK,
+    Row,
+    Run,
+    Sizes,
+    added_under,
+    fake_upstream_run,
+    machine,
+    ours_under,
+    pct,
+)
 from bench.run import render as render_table
 from bench.targets import IMAGES_STREAM, ROOT, Target, all_targets
 from bench.transport import start
@@ -171,21 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = replace(sizes, image_requests=args.requests)
     command = shlex.join([".venv/bin/python", "-m", "bench.images_stream", *(argv or sys.argv[1:])])
     started = time.strftime("%Y-%m-%d %H:%M %Z")
-    with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
-        run = Run(sizes, Path(tmp))
-        port = procs.free_port()
-        fake = procs.spawn(
-            [sys.executable, "-m", "bench.fake", "--port", str(port)],
-            {},
-            run.workdir / "fake.log",
-            ROOT,
-        )
-        run.fake_url = f"http://127.0.0.1:{port}"
-        try:
-            procs.wait_healthy(run.fake_url + "/healthz", fake, 30)
-            results = measure(run, args.rounds)
-        finally:
-            procs.stop(fake)
+    with fake_upstream_run(sizes) as run:
+        results = measure(run, args.rounds)
     shown = targets()
     section = "\n".join(
         [

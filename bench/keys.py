@@ -18,7 +18,6 @@ import argparse
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -28,7 +27,7 @@ from typing import Any
 
 from bench import procs
 from bench.results import RESULTS, write_section
-from bench.run import QUICK, Row, Run, added_under, machine, scenario_ttfb
+from bench.run import QUICK, Row, Run, added_under, fake_upstream_run, machine, scenario_ttfb
 from bench.run import render as render_table
 from bench.targets import ROOT, Target, all_targets
 from bench.transport import median, start
@@ -210,21 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = replace(QUICK, ttfb_requests=args.requests or (100 if args.quick else 1000))
     command = shlex.join([".venv/bin/python", "-m", "bench.keys", *(argv or sys.argv[1:])])
     started = time.strftime("%Y-%m-%d %H:%M %Z")
-    with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
-        run = Run(sizes, Path(tmp))
-        port = procs.free_port()
-        fake = procs.spawn(
-            [sys.executable, "-m", "bench.fake", "--port", str(port)],
-            {},
-            run.workdir / "fake.log",
-            ROOT,
-        )
-        run.fake_url = f"http://127.0.0.1:{port}"
-        try:
-            procs.wait_healthy(run.fake_url + "/healthz", fake, 30)
-            samples, counted, sent = measure(run, rounds)
-        finally:
-            procs.stop(fake)
+    with fake_upstream_run(sizes) as run:
+        samples, counted, sent = measure(run, rounds)
     rows, results = build_rows(samples)
     ours = next(t for t in all_targets() if t.key == "codex-proxy")  # columns, never started
     columns = [replace(ours, key="direct", title=TITLE_A), replace(ours, title=TITLE_B)]

@@ -25,7 +25,6 @@ import argparse
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -38,7 +37,7 @@ import orjson
 
 from bench import procs
 from bench.results import RESULTS, write_section
-from bench.run import FULL, QUICK, Run, machine, pct, scenario_cpu, scenario_ttfb
+from bench.run import FULL, QUICK, Run, fake_upstream_run, machine, pct, scenario_cpu, scenario_ttfb
 from bench.soak import write_auth
 from bench.store_growth import logical_size
 from bench.targets import ROOT, Target, all_targets
@@ -517,25 +516,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join([".venv/bin/python", "-m", "bench.responses", *(argv or sys.argv[1:])])
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     m = Measured()
-    with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
-        run = Run(sizes, Path(tmp))
-        port = procs.free_port()
-        fake = procs.spawn(
-            [sys.executable, "-m", "bench.fake", "--port", str(port)],
-            {},
-            run.workdir / "fake.log",
-            ROOT,
-        )
-        run.fake_url = f"http://127.0.0.1:{port}"
-        try:
-            procs.wait_healthy(run.fake_url + "/healthz", fake, 30)
-            for name, step in (("relay", relay), ("conversation", conversation), ("image", image)):
-                if not only or name in only:
-                    t0 = time.monotonic()
-                    step(run, plan, m)
-                    print(f"   {name}: {time.monotonic() - t0:.1f} s", flush=True)
-        finally:
-            procs.stop(fake)
+    with fake_upstream_run(sizes) as run:
+        for name, step in (("relay", relay), ("conversation", conversation), ("image", image)):
+            if not only or name in only:
+                t0 = time.monotonic()
+                step(run, plan, m)
+                print(f"   {name}: {time.monotonic() - t0:.1f} s", flush=True)
     section = "\n".join(
         [
             SECTION,

@@ -9,6 +9,7 @@ table and writes it under ``## Benchmarks`` in ``bench/RESULTS.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shlex
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,27 @@ def imagegen_start(run: Run, target: Target) -> tuple[float | None, str]:
             procs.stop(client)
     finally:
         procs.stop(proc)
+
+
+@contextlib.contextmanager
+def fake_upstream_run(sizes: Any) -> Iterator[Run]:
+    """A benchmark run in a temporary folder, with the fake upstream running (its process
+    stopped on the way out); ``run.fake_url`` is where it listens."""
+    with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
+        run = Run(sizes, Path(tmp))
+        port = procs.free_port()
+        fake = procs.spawn(
+            [sys.executable, "-m", "bench.fake", "--port", str(port)],
+            {},
+            run.workdir / "fake.log",
+            ROOT,
+        )
+        run.fake_url = f"http://127.0.0.1:{port}"
+        try:
+            procs.wait_healthy(run.fake_url + "/healthz", fake, 30)
+            yield run
+        finally:
+            procs.stop(fake)
 
 
 def measure(run: Run, targets: list[Target], only: set[str] | None) -> dict[str, dict[str, Any]]:
@@ -580,21 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = set(args.scenarios.split(",")) if args.scenarios else None
     command = shlex.join([".venv/bin/python", "-m", "bench", *(argv or sys.argv[1:])])
     started = time.strftime("%Y-%m-%d %H:%M %Z")
-    with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
-        run = Run(sizes, Path(tmp))
-        port = procs.free_port()
-        fake = procs.spawn(
-            [sys.executable, "-m", "bench.fake", "--port", str(port)],
-            {},
-            run.workdir / "fake.log",
-            ROOT,
-        )
-        run.fake_url = f"http://127.0.0.1:{port}"
-        try:
-            procs.wait_healthy(run.fake_url + "/healthz", fake, 30)
-            results = measure(run, targets, only)
-        finally:
-            procs.stop(fake)
+    with fake_upstream_run(sizes) as run:
+        results = measure(run, targets, only)
     section = report(build_rows(results, sizes), targets, results, run, command, started)
     print()
     print(section)

@@ -16,16 +16,14 @@ import argparse
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from bench import procs
 from bench.results import RESULTS, write_section
-from bench.run import FULL, QUICK, Run, machine, pct, scenario_ttfb
+from bench.run import FULL, QUICK, Run, fake_upstream_run, machine, pct, scenario_ttfb
 from bench.targets import ROOT, Target, all_targets
 
 SECTION = "## Upstream transport"
@@ -158,21 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = replace(sizes, ttfb_requests=40, throughput_seconds=2.0)
     command = shlex.join([".venv/bin/python", "-m", "bench.transport", *(argv or sys.argv[1:])])
     started = time.strftime("%Y-%m-%d %H:%M %Z")
-    with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
-        run = Run(sizes, Path(tmp))
-        port = procs.free_port()
-        fake = procs.spawn(
-            [sys.executable, "-m", "bench.fake", "--port", str(port)],
-            {},
-            run.workdir / "fake.log",
-            ROOT,
-        )
-        run.fake_url = f"http://127.0.0.1:{port}"
-        try:
-            procs.wait_healthy(run.fake_url + "/healthz", fake, 30)
-            samples = measure(run, args.rounds)
-        finally:
-            procs.stop(fake)
+    with fake_upstream_run(sizes) as run:
+        samples = measure(run, args.rounds)
     section = "\n".join(
         [
             SECTION,
