@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from PIL import Image
 
 from codex_proxy.mock.events import ResponseScript
 from codex_proxy.mock.images import render_image
-from codex_proxy.mock.server import FakeUpstream, Pause, Reply
+from codex_proxy.mock.server import FakeUpstream, Gate, Pause, RawData, Reply, encode_event
 from codex_proxy.server.images_stream import one_at_a_time
 
 from ..conftest import Gateway, wait_for
@@ -223,3 +224,121 @@ def test_one_batch_at_a_time() -> None:
             await batches.__anext__()
 
     asyncio.run(run())
+
+
+def cut_through_script(partial: bytes, gate: Gate, tail: list | None = None) -> list:
+    """A stream whose one partial image (``partial``, about 1 MB so the gateway cuts it
+    through) arrives in 64 KB writes with ``gate`` after the first 256 KB of its line, and
+    every ``/`` of its base64 JSON-escaped as ``\\/`` (legal, and a slice may end between
+    the two). ``tail`` replaces what follows the gate (for malformed lines)."""
+    s = ResponseScript()
+    s.start()
+    s.image(b64(render_image(40, 40, seed=1)), partials=[b64(partial)], size="40x40")
+    s.completed()
+    at = next(i for i, e in enumerate(s.events) if e["type"].endswith("partial_image"))
+    line = encode_event(s.events[at]).replace(b"/", b"\\/")
+    step = 64 * 1024
+    pieces = [RawData(line[i : i + step]) for i in range(0, 4 * step, step)]
+    rest = [RawData(line[i : i + step]) for i in range(4 * step, len(line), step)]
+    return [*s.events[:at], *pieces, gate, *(rest if tail is None else tail), *s.events[at + 1 :]]
+
+
+def read_until(chunks, marker: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    got = b""
+    for chunk in chunks:
+        got += chunk
+        if marker in got:
+            return got
+    raise AssertionError(f"the stream ended before {marker[:40]!r}")
+
+
+def test_partial_image_passes_through_while_its_line_arrives(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    partial = os.urandom(768 * 1024)
+    encoded = b64(partial).encode()
+    gate = Gate()
+    upstream.enqueue(Reply(events=cut_through_script(partial, gate)))
+    body = {"prompt": "x", "stream": True, "partial_images": 1}
+    with httpx.stream("POST", f"{gateway.url}/v1/images/generations", json=body, timeout=10) as r:
+        chunks = r.iter_raw()
+        got = read_until(chunks, b'"b64_json":"' + encoded[:100_000])
+        # the upstream is held mid-line until now: these bytes came before its line ended
+        assert not gate.passed.is_set()
+        gate.opened.set()
+        got += b"".join(chunks)
+    assert not gate.timed_out.is_set()
+    messages = [m.split(b"\n", 1) for m in got.strip().split(b"\n\n")]
+    assert [m[0] for m in messages] == [
+        b"event: image_generation.partial_image",
+        b"event: image_generation.completed",
+    ]
+    event = orjson.loads(messages[0][1].removeprefix(b"data: "))
+    assert base64.b64decode(event["b64_json"]) == partial
+    assert event["partial_image_index"] == 0
+    assert list(event) == [
+        "type",
+        "b64_json",
+        "partial_image_index",
+        "size",
+        "quality",
+        "background",
+        "output_format",
+        "created_at",
+    ]
+    completed = orjson.loads(messages[1][1].removeprefix(b"data: "))
+    assert decode(completed["b64_json"]).size == (40, 40)
+
+
+def test_cut_through_image_with_the_sdk(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    partial = os.urandom(768 * 1024)
+    gate = Gate()
+    gate.opened.set()
+    upstream.enqueue(Reply(events=cut_through_script(partial, gate)))
+    events = list(client.images.generate(prompt="x", stream=True, partial_images=1))
+    assert [e.type for e in events] == [
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+    assert base64.b64decode(events[0].b64_json) == partial  # type: ignore[union-attr]
+
+
+def test_bad_base64_mid_image_is_an_error(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    gate = Gate()
+    gate.opened.set()
+    tail = [RawData(b"AAAA!AAAA"), RawData(b'","partial_image_index":0}\n\n')]
+    upstream.enqueue(Reply(events=cut_through_script(os.urandom(768 * 1024), gate, tail)))
+    with pytest.raises(openai.APIError) as info:
+        list(client.images.generate(prompt="x", stream=True, partial_images=1))
+    assert "malformed" in info.value.message
+
+
+def test_bad_base64_mid_image_raw_stream(gateway: Gateway, upstream: FakeUpstream) -> None:
+    """The half-sent partial event is closed as valid JSON that carries the error (never a
+    truncated image), then the usual error event ends the stream."""
+    gate = Gate()
+    gate.opened.set()
+    tail = [RawData(b"AAAA\\u0041AAAA"), RawData(b'","partial_image_index":0}\n\n')]
+    upstream.enqueue(Reply(events=cut_through_script(os.urandom(768 * 1024), gate, tail)))
+    body = {"prompt": "x", "stream": True, "partial_images": 1}
+    response = httpx.post(f"{gateway.url}/v1/images/generations", json=body, timeout=10)
+    messages = [m.split(b"\n", 1) for m in response.content.strip().split(b"\n\n")]
+    assert [m[0] for m in messages] == [b"event: image_generation.partial_image", b"event: error"]
+    closed = orjson.loads(messages[0][1].removeprefix(b"data: "))
+    assert closed["error"]["code"] == "upstream_malformed_event"
+    error = orjson.loads(messages[1][1].removeprefix(b"data: "))
+    assert error["error"]["code"] == "upstream_malformed_event"
+
+
+def test_client_leaving_mid_image_cancels_the_upstream_call(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    gate = Gate()
+    upstream.enqueue(Reply(events=cut_through_script(os.urandom(768 * 1024), gate)))
+    before = upstream.disconnects
+    body = {"prompt": "x", "stream": True, "partial_images": 1}
+    with httpx.stream("POST", f"{gateway.url}/v1/images/generations", json=body, timeout=10) as r:
+        read_until(r.iter_raw(), b'"b64_json":"')
+    assert wait_for(lambda: upstream.disconnects >= before + 1)
+    assert not gate.passed.is_set()  # cancelled while held mid-line
+    assert wait_for(lambda: upstream.open_streams == 0)

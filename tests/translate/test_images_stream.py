@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from codex_proxy.translate.images_api import generation_request, public_usage
 from codex_proxy.translate.images_stream import ImageEventTranslator
 
@@ -58,3 +60,20 @@ def test_public_usage_sums_details_and_skips_unknown() -> None:
     assert summed["total_tokens"] == 28
     assert summed["input_tokens_details"] == {"text_tokens": 12, "image_tokens": 8}
     assert summed["output_tokens_details"] == {"text_tokens": 0, "image_tokens": 8}
+
+
+def test_partial_head_and_tail_frame_the_image() -> None:
+    """Head, base64 and tail are byte for byte the event ``feed`` makes, whatever the
+    upstream reports after the image."""
+    for prefix in ("image_generation", "image_edit"):
+        translator = ImageEventTranslator(job(size="64x64"), 1700000000)
+        translator.prefix = prefix
+        event = {
+            "type": "response.image_generation_call.partial_image",
+            "partial_image_b64": "QUJD",
+            "partial_image_index": 1,
+            "background": "transparent",
+        }
+        whole = orjson.dumps(translator.feed(event))
+        tail = translator.partial_tail({**event, "partial_image_b64": ""})
+        assert translator.partial_head() + b"QUJD" + tail == whole

@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from codex_proxy.mock.events import ResponseScript, text_response, usage
 from codex_proxy.mock.images import parse_size, render_or_png
 from codex_proxy.mock.tokens import FakeTokenIssuer
-from codex_proxy.mock.types import Drop, Pause, RawData, RecordedRequest, Reply, ReplyItem
+from codex_proxy.mock.types import Drop, Gate, Pause, RawData, RecordedRequest, Reply, ReplyItem
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -55,6 +55,7 @@ __all__ = [
     "REJECTED_PARAMS",
     "Drop",
     "FakeUpstream",
+    "Gate",
     "Pause",
     "RawData",
     "RecordedRequest",
@@ -743,6 +744,9 @@ class _ReplySender:
             if isinstance(item, Drop):
                 self._set_open(False)
                 raise _DropConnection
+            if isinstance(item, Gate):
+                await _through(item)
+                continue
             chunk = item.data if isinstance(item, RawData) else encode_event(item)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await asyncio.sleep(0)  # let a disconnect (and other streams) through
@@ -753,6 +757,18 @@ class _ReplySender:
         defaults = {**defaults, "x-request-id": self.request_id}
         headers = _raw_headers(defaults, self.reply.headers)
         await send({"type": "http.response.start", "status": self.reply.status, "headers": headers})
+
+
+async def _through(gate: Gate) -> None:
+    """Wait at ``gate`` until the test opens it or its timeout passes (polled: the test's
+    thread sets it, and a cancelled reply must stop waiting at once)."""
+    deadline = time.monotonic() + gate.timeout
+    while not gate.opened.is_set():
+        if time.monotonic() >= deadline:
+            gate.timed_out.set()
+            break
+        await asyncio.sleep(0.005)
+    gate.passed.set()
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

@@ -4,6 +4,7 @@ both use them without importing each other."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,19 @@ class RawData:
     data: bytes
 
 
-ReplyItem = dict[str, Any] | Pause | Drop | RawData
+@dataclass(frozen=True)
+class Gate:
+    """Hold the next item until the test sets ``opened`` (or ``timeout`` passes): a stall
+    that ends when the test says, so it can check what got through meanwhile. ``passed`` is
+    set once the fake goes on, ``timed_out`` when it went on without ``opened``."""
+
+    opened: threading.Event = field(default_factory=threading.Event)
+    passed: threading.Event = field(default_factory=threading.Event)
+    timed_out: threading.Event = field(default_factory=threading.Event)
+    timeout: float = 10.0
+
+
+ReplyItem = dict[str, Any] | Pause | Drop | RawData | Gate
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -30,11 +30,13 @@ from codex_proxy.server.relay import (
     with_ticks,
 )
 from codex_proxy.translate.aggregate import ChatCompletionBuilder
-from codex_proxy.translate.errors import OpenAIError
+from codex_proxy.translate.errors import OpenAIError, malformed_event
 from codex_proxy.translate.images_api import ImageCollector, ImageRequest, no_image_error
-from codex_proxy.translate.images_stream import ImageEventTranslator
+from codex_proxy.translate.images_stream import PARTIAL_EVENT, ImageEventTranslator
 from codex_proxy.upstream.auth import AuthProvider
 from codex_proxy.upstream.client import UpstreamClient
+from codex_proxy.upstream.sse import Cut
+from codex_proxy.upstream.sse_cut import LargeValueCut
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete"})
 
@@ -53,25 +55,68 @@ async def one_at_a_time(
         batch.clear()
 
 
+PARTIAL_CUT = LargeValueCut(frozenset({PARTIAL_EVENT}), "partial_image_b64")
+"""A partial image's base64 is passed on while its upstream line still arrives."""
+
+
+class OpenImage:
+    """Whether a partial image event is half written (its head and some base64 are out):
+    a failure then has to close it before the error event."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = False
+
+
 def _translate(
-    batch: list[dict[str, Any]],
+    batch: list[Any],
     translator: ImageEventTranslator,
     builder: ChatCompletionBuilder,
-    out: list[dict[str, Any]],
+    out: list[Any],
     usage: list[Any],
+    image: OpenImage,
 ) -> None:
-    """One batch of upstream events: partial image events into ``out``, everything into the
-    builder, the last usage into ``usage[0]``. A function of its own so that no loop variable
-    keeps a 20 MB event alive while the next one is read."""
+    """One batch of upstream items: what to write into ``out`` in order (partial image
+    events as dicts, the pieces of a cut-through partial image as bytes), every event into
+    the builder, the last usage into ``usage[0]``. A function of its own so that no loop
+    variable keeps a 20 MB event alive while the next one is read."""
     for event in batch:
-        partial = translator.feed(event)
-        if partial is not None:
-            out.append(partial)
+        if type(event) is Cut:
+            if event.head is not None:
+                image.open = True
+                out.append(_event_line(translator) + translator.partial_head())
+            if event.data:
+                out.append(event.data)
+            continue
+        if image.open:  # the event whose image went out in pieces, with that image empty
+            if event.get("type") != PARTIAL_EVENT or event.get("partial_image_b64") != "":
+                raise malformed_event("a partial image event changed after its image was sent")
+            out.append(translator.partial_tail(event) + b"\n\n")
+            image.open = False
+        else:
+            partial = translator.feed(event)
+            if partial is not None:
+                out.append(partial)
         builder.feed(event)
         if event.get("type") in _TERMINAL:
             response = event.get("response")
             found = response.get("usage") if isinstance(response, dict) else None
             usage[0] = found or usage[0]
+
+
+def _event_line(translator: ImageEventTranslator) -> bytes:
+    return b"event: " + translator.prefix.encode() + b".partial_image\ndata: "
+
+
+def _writes(items: list[Any]) -> Iterator[bytes]:
+    """The writes for :func:`_translate`'s items: events encoded (an image in slices),
+    pieces as they are."""
+    for item in items:
+        if type(item) is bytes:
+            yield item
+        else:
+            yield from encode_events([item])
 
 
 class ImageStreamRun:
@@ -95,6 +140,7 @@ class ImageStreamRun:
         self.session_id = session_id
         self.keepalive_seconds = keepalive_seconds
         self.limiter = limiter
+        self.image = OpenImage()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         out = EventStream(send)
@@ -108,6 +154,10 @@ class ImageStreamRun:
 
         async def fail(error: OpenAIError) -> None:
             event = b"event: error\ndata: " + orjson.dumps({"type": "error", **error.body()})
+            if self.image.open:  # the half-sent partial image ends as an error, not an image
+                closing = b'","error":' + orjson.dumps(error.body()["error"]) + b"}\n\n"
+                event = closing + event
+                self.image.open = False
             await out.fail(error, {}, event + b"\n\n", "image stream")
 
         await guarded(receive, run, fail, "streaming image request")
@@ -126,19 +176,21 @@ class ImageStreamRun:
         written = asyncio.Event()
         async with self.client.open_stream(creds, self.body, self.session_id) as up:
             headers = {**up.headers, **SSE_HEADERS}
-            ticking = with_ticks(one_at_a_time(up.batches(), written), self.keepalive_seconds)
+            batches = one_at_a_time(up.cut_batches(PARTIAL_CUT), written)
+            ticking = with_ticks(batches, self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
                     if item is TICK:
-                        await out.write(KEEPALIVE, headers)
+                        if not self.image.open:  # a comment inside a data line would break it
+                            await out.write(KEEPALIVE, headers)
                         continue
-                    partials: list[dict[str, Any]] = []
+                    writes: list[Any] = []
                     try:
-                        _translate(item, translator, builder, partials, usage)
+                        _translate(item, translator, builder, writes, usage, self.image)
                     finally:  # what came before a failure still goes out first
                         item.clear()  # no 20 MB event is held while its partial is written
-                        await out.write_all(encode_events(partials), headers)
-                        partials.clear()
+                        await out.write_all(_writes(writes), headers)
+                        writes.clear()
                         written.set()
             completion = builder.result()
         if not collector.items:

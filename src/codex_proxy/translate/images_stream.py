@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from codex_proxy.translate.images_api import ImageRequest, definite, output_format_of, public_usage
 
 PARTIAL_EVENT = "response.image_generation_call.partial_image"
@@ -33,6 +35,22 @@ class ImageEventTranslator:
         b64 = event.get("partial_image_b64")
         if not isinstance(b64, str) or not b64:
             return None
+        return self._partial(event, b64)
+
+    def partial_head(self) -> bytes:
+        """The JSON of a partial image event up to its ``b64_json`` value (its first bytes:
+        the type and the key), for a relay that passes the base64 on as it arrives. Nothing
+        of the upstream event is needed for it, which is why ``b64_json`` comes second."""
+        return orjson.dumps({"type": f"{self.prefix}.partial_image", "b64_json": ""})[:-2]
+
+    def partial_tail(self, event: Mapping[str, Any]) -> bytes:
+        """The rest of that JSON once the upstream event (its image left out) is complete:
+        from the quote that closes ``b64_json`` on. ``partial_head() + base64 +
+        partial_tail(event)`` is the JSON :meth:`feed` gives for the event with its image."""
+        whole = orjson.dumps(self._partial(event, "A"))
+        return whole[len(self.partial_head()) + 1 :]
+
+    def _partial(self, event: Mapping[str, Any], b64: str) -> dict[str, Any]:
         index = event.get("partial_image_index")
         return {
             "type": f"{self.prefix}.partial_image",

@@ -27,7 +27,8 @@ from codex_proxy.upstream import client_version
 from codex_proxy.upstream.auth import CHATGPT, AuthProvider, Credentials
 from codex_proxy.upstream.client_version import ClientVersion
 from codex_proxy.upstream.rate_limits import RateLimits
-from codex_proxy.upstream.sse import Event, EventTooLarge, SSEDecoder
+from codex_proxy.upstream.sse import Cut, Event, EventTooLarge, SSEDecoder
+from codex_proxy.upstream.sse_cut import BadValue, LargeValueCut
 from codex_proxy.upstream.wire import WireTransport
 
 log = logging.getLogger("codex_proxy")
@@ -79,15 +80,27 @@ class UpstreamStream:
         path: there the bytes of a 20 MB image would live as long as its parsed string."""
         return self._read(keep_raw=True)
 
-    async def _read(self, *, keep_raw: bool) -> AsyncIterator[list[Any]]:
-        decoder = SSEDecoder(int(self._max_event_mb * MB))
+    def cut_batches(self, cut: LargeValueCut) -> AsyncIterator[list[dict[str, Any] | Cut]]:
+        """As :meth:`batches`, but the large values ``cut`` picks come in :class:`Cut` pieces
+        while their line still arrives (then the event, with that value empty), so a relay
+        can pass a 20 MB image on as it comes. Pieces are valid base64 or the stream fails
+        as malformed."""
+        return self._read(keep_raw=False, cut=cut)
+
+    async def _read(
+        self, *, keep_raw: bool, cut: LargeValueCut | None = None
+    ) -> AsyncIterator[list[Any]]:
+        decoder = SSEDecoder(int(self._max_event_mb * MB), cut)
+        parse = _parse_events if cut is None else _parse_with_cuts
         try:
             async for raw in self._response.aiter_bytes():
-                batch, done = _parse_events(decoder.feed(raw), self._rate_limits, keep_raw)
+                batch, done = parse(decoder.feed(raw), self._rate_limits, keep_raw)
                 if batch:
                     yield batch
                 if done:
                     return
+        except BadValue as exc:
+            raise errors.malformed_event(str(exc)) from None
         except EventTooLarge:
             log.warning("upstream event over CODEX_MAX_EVENT_MB (%g MB)", self._max_event_mb)
             raise errors.event_too_large(self._max_event_mb) from None
@@ -127,6 +140,28 @@ def _parse_events(
             rate_limits.update_from_event(event)
         batch.append((event, data) if keep_raw else event)
     return batch, False
+
+
+def _parse_with_cuts(
+    items: list[Any], rate_limits: RateLimits | None, keep_raw: bool
+) -> tuple[list[Any], bool]:
+    """:func:`_parse_events` for a decoder with a cut: its :class:`Cut` pieces pass as they
+    are, in order with the events."""
+    batch: list[Any] = []
+    events: list[Event] = []
+    for item in items:
+        if type(item) is Cut:
+            if events:
+                parsed, done = _parse_events(events, rate_limits, keep_raw)
+                batch += parsed
+                if done:
+                    return batch, True
+                events = []
+            batch.append(item)
+        else:
+            events.append(item)
+    parsed, done = _parse_events(events, rate_limits, keep_raw)
+    return batch + parsed, done
 
 
 def _parse_event(data: bytes | bytearray) -> dict[str, Any]:

@@ -10,8 +10,27 @@ once instead of being rescanned on every read.
 
 from __future__ import annotations
 
+from typing import Any
+
+from codex_proxy.upstream.sse_cut import UNDECIDED, BadValue, LargeValueCut
+
 Event = tuple[str, bytes | bytearray]
 """The event name (``""`` when the event had no ``event:`` field) and its data."""
+
+
+class Cut:
+    """A piece of a data line handed out before the line ended (only by a decoder given a
+    :class:`LargeValueCut`). The first piece of a line has ``head`` (the members before the
+    value, parsed) and the event name; the others carry ``data``, the value's base64. The
+    event itself still follows once its line and its blank line arrive, with the value
+    empty."""
+
+    __slots__ = ("data", "head", "name")
+
+    def __init__(self, name: str, head: dict[str, Any] | None, data: bytes) -> None:
+        self.name = name
+        self.head = head
+        self.data = data
 
 
 class EventTooLarge(ValueError):
@@ -32,8 +51,13 @@ class SSEDecoder:
     """
 
     __slots__ = (
+        "_carry",
+        "_cut",
+        "_cut_size",
+        "_cutting",
         "_data",
         "_data_size",
+        "_declined",
         "_event",
         "_last_id",
         "_max",
@@ -42,8 +66,13 @@ class SSEDecoder:
         "_trailing_cr",
     )
 
-    def __init__(self, max_bytes: int | None = None) -> None:
+    def __init__(self, max_bytes: int | None = None, cut: LargeValueCut | None = None) -> None:
         self._max = max_bytes
+        self._cut = cut  # which lines to pass on while they arrive (the image stream only)
+        self._cutting = False  # a cut value is arriving
+        self._cut_size = 0  # bytes of this event's value passed on so far
+        self._carry = b""  # a cut piece ended in a backslash
+        self._declined = False  # the cut looked at the line still arriving and left it
         self._data_size = 0  # bytes in self._data
         self._pending = bytearray()  # the line not ended yet: grows in place, never joined
         self._trailing_cr = False  # the last read ended in "\r": a "\n" next is the same break
@@ -53,7 +82,8 @@ class SSEDecoder:
         self._retry = False
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """The events completed by ``chunk``, in order."""
+        """The events completed by ``chunk``, in order (with a cut: and its :class:`Cut`
+        pieces, in the order they came)."""
         if not chunk:
             return []
         if self._trailing_cr:
@@ -64,28 +94,86 @@ class SSEDecoder:
             if chunk[-1:] == b"\r":
                 self._trailing_cr = True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return self._lines(chunk)
+
+    def _lines(self, chunk: bytes) -> list[Any]:
+        out: list[Any] = []
+        if self._cutting:
+            chunk = self._cut_value(chunk, out)
+            if not chunk:
+                return out
         if b"\n" not in chunk:
             self._pending += chunk
-            self._check(len(self._pending))
-            return []
+            self._check(len(self._pending) + self._cut_size)
+            if self._cut is not None:
+                self._try_cut(out)
+            return out
         lines = chunk.split(b"\n")
         first = 0
         if self._pending:
             self._pending += lines[0]
             self._long_line(self._pending)
             self._pending = bytearray()
+            self._declined = False
             first = 1
         rest = lines.pop()
         if rest:
             self._pending += rest
-            self._check(len(self._pending))
-        out: list[Event] = []
+            self._check(len(self._pending) + self._cut_size)
         for line in lines[first:] if first else lines:
             if line:
                 self._field(line)
             elif self._event or self._data or self._last_id or self._retry:
                 out.append(self._dispatch())
+        if rest and self._cut is not None:
+            self._try_cut(out)
         return out
+
+    def _try_cut(self, out: list[Any]) -> None:
+        """Start passing on the value of the line still arriving, when the cut takes it: the
+        line keeps its head (up to the value's opening quote), the value goes out in
+        :class:`Cut` pieces. Only the first data line of an event is cut."""
+        cut = self._cut
+        line = self._pending
+        if self._declined or self._data or len(line) < cut.threshold:  # type: ignore[union-attr]
+            return
+        if not line.startswith(b"data:"):
+            self._declined = True
+            return
+        skip = 6 if line[5:6] == b" " else 5
+        found = cut.start(bytes(line[skip : skip + cut.window]))  # type: ignore[union-attr]
+        if found == UNDECIDED:
+            return
+        if not isinstance(found, tuple):
+            self._declined = True
+            return
+        end = skip + found[0]
+        value = bytes(line[end:])
+        del line[end:]
+        self._cutting = True
+        out.append(Cut(self._event.decode("utf-8", "replace"), found[1], b""))
+        rest = self._cut_value(value, out)
+        if rest:
+            out += self._lines(rest)
+
+    def _cut_value(self, chunk: bytes, out: list[Any]) -> bytes:
+        """The value's bytes in ``chunk`` out as a :class:`Cut`; what follows its closing
+        quote (b"" while it goes on) is returned for the usual reading, and the line then
+        holds an empty value where the cut one was."""
+        end = chunk.find(b'"')
+        piece = chunk if end < 0 else chunk[:end]
+        self._cut_size += len(piece)
+        self._check(len(self._pending) + self._cut_size)
+        data, self._carry = self._cut.piece(piece, self._carry)  # type: ignore[union-attr]
+        if data:
+            out.append(Cut("", None, data))
+        if end < 0:
+            return b""
+        if self._carry:
+            raise BadValue("the image ends in an escape")
+        self._cutting = False
+        self._data_size = self._cut_size  # the event's size counts the value passed on
+        return chunk[end:]
 
     def _long_line(self, line: bytearray) -> None:
         """A line that came in several reads (never empty). A data line is handed on as the
@@ -103,6 +191,7 @@ class SSEDecoder:
         self._event = b""
         self._data = []
         self._data_size = 0
+        self._cut_size = 0
         self._retry = False  # as the spec says, the last event id is kept
         return event
 
@@ -138,4 +227,5 @@ class SSEDecoder:
         if self._max is not None and size > self._max:
             self._pending = bytearray()  # nothing more is read from this stream
             self._data = []
+            self._cutting = False
             raise EventTooLarge(self._max)
