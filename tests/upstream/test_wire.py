@@ -14,7 +14,8 @@ import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codex_proxy.upstream.wire import WireTransport
+from codex_proxy.upstream.wire import Body, WireTransport
+from codex_proxy.upstream.wire_conn import PAUSE_AT
 
 LIMITS = httpx.Limits(max_keepalive_connections=8, keepalive_expiry=5.0)
 
@@ -130,6 +131,31 @@ def test_kept_alive_connection_is_reused_and_a_closed_one_replaced() -> None:
                 await asyncio.sleep(0.05)  # the close reaches the idle connection
             assert closing.connections == 2
         await transport.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_that_waits_stops_the_socket_being_read() -> None:
+    """16 MB sent at once to a reader that takes one piece and then waits: the connection
+    holds at most one read's worth beyond ``PAUSE_AT`` (the kernel keeps the rest), and
+    reads again, to the last byte in order, once the reader takes its pieces."""
+    body = bytes(range(256)) * (64 * 1024)
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)
+
+    async def scenario() -> None:
+        transport = WireTransport(LIMITS)
+        async with Server([[answer + body]]) as base:
+            response = await transport.handle_async_request(httpx.Request("GET", base + "/"))
+            stream = response.stream
+            assert isinstance(stream, Body)
+            pieces = aiter(stream)
+            got = [await anext(pieces)]
+            await asyncio.sleep(0.2)  # time enough to read all 16 MB, were reading not paused
+            assert 0 < stream._wire.queued <= PAUSE_AT + 256 * 1024 < len(body) // 8
+            got += [piece async for piece in pieces]
+            await stream.aclose()
+        await transport.aclose()
+        assert b"".join(got) == body
 
     asyncio.run(scenario())
 

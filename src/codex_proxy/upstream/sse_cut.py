@@ -80,11 +80,15 @@ class LargeValueCut:
         else."""
         if carry:
             data = carry + data
+        left = data.translate(None, BASE64)  # one pass over plain base64, the usual case
+        if not left:
+            return data, b""
+        if left.strip(b"\\"):
+            raise BadValue("the image is not base64")
         carry = b""
-        if b"\\" in data:
-            if data.endswith(b"\\") and not data.endswith(b"\\\\"):
-                data, carry = data[:-1], b"\\"
-            data = data.replace(b"\\/", b"/")
+        if data.endswith(b"\\") and not data.endswith(b"\\\\"):
+            data, carry = data[:-1], b"\\"
+        data = data.replace(b"\\/", b"/")
         if data.translate(None, BASE64):
             raise BadValue("the image is not base64")
         return data, carry
