@@ -137,38 +137,49 @@ def build_rows(results: dict[str, dict[str, Any]], sizes: Sizes) -> list[Row]:
 
 
 NOTES = """\
-- Time to the first partial: cut-through. The gateway no longer waits for a partial image's
+- Time to the first partial: cut-through. The gateway does not wait for a partial image's
   whole SSE line: the image stream's decoder (`upstream/sse.py` with the `LargeValueCut` of
   `upstream/sse_cut.py`, asked for by `server/images_stream.py` only; chat and Responses read
   as before) hands out the line's parsed head as soon as the value starts, then each network
   read's base64 as it comes, checked (only `A-Za-z0-9+/=` and `\\/`), and the gateway writes
   the public event's head (`{"type":"image_generation.partial_image","b64_json":"`), the
   base64 pieces, then the tail (index, size, quality, background, output_format, created_at)
-  once the upstream line is complete. Before it (store-and-forward), on this machine in the
-  same hour: +34..+39 ms p50 (full and quick runs), +57 ms in the 10:14 run at load 4; with
-  it: +9..+16 ms p50 over quick and full runs, the table's run included. The remaining gap
-  is mostly the base64 check: `bytes.translate` over every byte, about 6 ms of CPU per 20 MB
-  on a machine where the fake, the gateway and the client share 2 cores (one run with the
-  check switched off: +1.4 ms p50, +16.5 ms p90). No faster check in the standard library
-  was found (a regex, `binascii.a2b_base64(strict_mode=True)`, replace-then-`isalnum` are
-  3-7x slower). The whole stream is faster too (+25..+35 ms over the baseline, from
-  +87..+96 ms): the final image is still read whole (it is the `result` of the done item,
-  in a nested object).
-- Memory: improved by a fix; the goal is met in some runs, not all. Before the fix, the keep-alive
-  pump (`relay._with_ticks`) read and parsed the next partials while a slow client still took
-  the first, and the pump's and the consumer's loop variables held the last batch: peak RSS
-  growth 62-121 MB over a few quick runs (up to 6x the image). Now `server/images_stream.py`
-  reads the next upstream batch only after the last one was written and empties it
-  (`one_at_a_time`), and no loop variable outlives its batch. Growth per round since then:
-  43-84 MB in the first round after the warm-up, 19-25 MB in every later one (glibc's dynamic
-  mmap threshold keeps freed 20 MB blocks in the heap, so later rounds reuse them). With
-  `MALLOC_MMAP_THRESHOLD_=1048576` (every large block mapped and unmapped, so VmHWM is the live
-  peak) it is 61 MB each round with 3 partials and 40-42 MB with 0 or 1: parsing an image line
-  holds its bytes and its string at once (40 MB, in `upstream/`), and with 3 partials one
-  more 20 MB string overlaps somewhere not yet found. The table shows the worst round.
-  The cost of the fix is the overlap of reading the next image with writing this one: the
-  whole 80 MB stream takes about 100 ms longer than before (quick runs: +37..+163 ms over the
-  baseline before, +116..+300 ms after; noisy).
+  once the upstream line is complete. Store-and-forward before it: +34..+57 ms p50.
+- One read at a time (`upstream/wire_conn.py`): the connection stops reading its socket once
+  64 KB of body waits unread and reads again when all of it was taken (before: at 1 MB, and
+  again at 256 KB). Each piece goes on to the client before the next one is read, and the
+  kernel's socket buffer holds the rest. Measured with 4 gateways side by side, 48 samples
+  each, interleaved: +3.4 ms p50 with the old limits, +1.4..+2.0 with 64, 128 or 200 KB.
+  Reads also go straight into the connection's own buffer (`asyncio.BufferedProtocol`), not
+  into a new bytes object each: gateway CPU per streamed request (80 MB) 139-146 ms before,
+  128-132 ms after.
+- The instrument, fixed for both columns: the fake upstream sends a large reply with
+  `sendfile` (one `write` of the 80 MB reply copied it into the transport's buffer on every
+  request, about 60 ms of CPU on the cores the gateway and the client share: the direct
+  baseline fell from 108 to 44-48 ms), and the load generator finds the end of an event and
+  error events with a substring search over every piece (a regex scanned only pieces up to
+  256 KB, and only the edges of larger ones: the gateway's 256 KB chunks cost the client more
+  per byte than the upstream's one 80 MB chunk).
+- The base64 check (`bytes.translate`, about 6 ms of CPU per 20 MB; nothing faster in the
+  standard library) no longer moves the first partial: with it switched off, +1.55 ms p50
+  against +0.50 with it in the same interleaved run. It costs whole-stream time (+19 ms
+  without, +30 ms with).
+- Where the rest goes: the gateway answers its first byte about 2 ms after the baseline does
+  (the extra hop, the upstream request through httpx, parsing the first read); after that it
+  keeps pace with the client. What varies is the machine: with 3 busy processes on 2 cores,
+  separate runs of the same code give p50s a few ms apart. Runs of this code on this machine
+  (5 rounds each unless noted): +2.8, +3.3, +4.9, +2.2, +7.9, +3.5 ms, and +0.5..+6.1 in the
+  side-by-side runs above; median +3.4, above the goal in 2 of 9. The load generator's own
+  structure moves the result too, for the gateway's chunked stream only: in two runs, the
+  same `Connection.request` called from a plain loop put the gateway's first partial 1-2 ms
+  *before* the baseline's, and +3..+7.5 ms after it when each request ran in its own task
+  (as `bench.load` does, for its timeout); not understood, so not changed.
+- Memory: `server/images_stream.py` reads the next upstream batch only after the last one was
+  written and empties it (`one_at_a_time`), and no loop variable outlives its batch (before:
+  the keep-alive pump read ahead while a slow client took the first partial, 62-121 MB).
+  Growth is largest in the first round after the warm-up; glibc's dynamic mmap threshold keeps
+  freed 20 MB blocks in the heap for later rounds. Reading the final image holds its bytes and
+  its string at once (40 MB, in `upstream/`). The table shows the worst round.
 - The fake upstream writes the whole reply at once; partial images are as big as the final
   one (full-size previews), the worst case for memory.
 """
@@ -178,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.images_stream", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts")
     parser.add_argument("--requests", type=int, default=0, help="requests per target and round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     parser.add_argument("--no-write", action="store_true", help="print only, keep RESULTS.md")
     args = parser.parse_args(argv)
     sizes = replace(QUICK, image_requests=3) if args.quick else replace(FULL, image_requests=10)
