@@ -18,7 +18,8 @@ from PIL import Image
 from codex_proxy.mock.events import ResponseScript
 from codex_proxy.mock.images import render_image
 from codex_proxy.mock.server import FakeUpstream, Gate, Pause, RawData, Reply, encode_event
-from codex_proxy.server.images_stream import one_at_a_time
+from codex_proxy.server.images_stream import AHEAD_BYTES, WriteWindow, read_ahead
+from codex_proxy.upstream.sse import Cut
 
 from ..conftest import Gateway, wait_for
 
@@ -195,9 +196,10 @@ def test_client_leaving_cancels_the_upstream_call(gateway: Gateway, upstream: Fa
     assert wait_for(lambda: upstream.open_streams == 0)
 
 
-def test_one_batch_at_a_time() -> None:
-    """The next upstream batch is read only after the last one was written, and the written
-    one is emptied: the keep-alive pump holds no 20 MB partial image while the next arrives."""
+def test_a_whole_event_is_read_only_after_everything_before_was_written() -> None:
+    """After a batch with a whole event the next one is read only once the writer caught up,
+    and the written batch is emptied: the keep-alive pump holds no 20 MB image while the next
+    arrives."""
     import asyncio
 
     async def run() -> None:
@@ -208,20 +210,50 @@ def test_one_batch_at_a_time() -> None:
                 pulled.append(n)
                 yield [{"n": n}]
 
-        written = asyncio.Event()
-        batches = one_at_a_time(source(), written)
+        window = WriteWindow()
+        batches = read_ahead(source(), window)
         first = await batches.__anext__()
         assert (first, pulled) == ([{"n": 0}], [0])
         following = asyncio.ensure_future(batches.__anext__())
         for _ in range(5):
             await asyncio.sleep(0)
         assert not following.done() and pulled == [0]
-        written.set()
+        window.written(1, 0)
         assert await following == [{"n": 1}]
         assert (first, pulled) == ([], [0, 1])
-        written.set()
+        window.written(1, 0)
         with pytest.raises(StopAsyncIteration):
             await batches.__anext__()
+
+    asyncio.run(run())
+
+
+def test_image_pieces_are_read_ahead_up_to_a_limit() -> None:
+    """Pieces of a cut-through image are read on while the writer is less than
+    ``AHEAD_BYTES`` behind, then only as it catches up."""
+    import asyncio
+
+    piece = b"A" * (AHEAD_BYTES // 4)
+
+    async def run() -> None:
+        pulled: list[int] = []
+
+        async def source():  # type: ignore[no-untyped-def]
+            for n in range(8):
+                pulled.append(n)
+                yield [Cut("", None, piece)]
+
+        window = WriteWindow()
+        batches = read_ahead(source(), window)
+        handed = [await batches.__anext__() for _ in range(5)]  # 5 of 4: over by one
+        following = asyncio.ensure_future(batches.__anext__())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not following.done() and pulled == [0, 1, 2, 3, 4]
+        assert window.bytes == 5 * len(piece)
+        window.written(5, 5 * len(piece))
+        handed.append(await following)
+        assert pulled == [0, 1, 2, 3, 4, 5] and len(handed) == 6
 
     asyncio.run(run())
 

@@ -41,18 +41,61 @@ from codex_proxy.upstream.sse_cut import LargeValueCut
 _TERMINAL = frozenset({"response.completed", "response.incomplete"})
 
 
-async def one_at_a_time(
-    batches: AsyncIterator[list[dict[str, Any]]], written: asyncio.Event
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """The upstream's batches, the next one read only once ``written`` says the last one went
-    out, and then emptied. Without this the keep-alive pump reads ahead while a slow client
+AHEAD_BYTES = 1024 * 1024
+"""How much of a cut-through image the upstream reader may have read that the client was not
+yet sent. Reading the next piece while the last one is written keeps the stream moving; a
+whole event (a final image of 20 MB) is never read ahead."""
+
+
+class WriteWindow:
+    """What the upstream reader handed on that the writer has not written yet."""
+
+    __slots__ = ("_drained", "bytes", "items")
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.bytes = 0  # of cut-through pieces among them
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    def handed(self, batch: list[Any]) -> bool:
+        """Count ``batch`` in; whether the reader must wait for the writer before reading on
+        (the batch holds a whole event, or too much is unwritten)."""
+        self.items += len(batch)
+        self._drained.clear()
+        whole = False
+        for item in batch:
+            if type(item) is Cut:
+                self.bytes += len(item.data)
+            else:
+                whole = True
+        return whole or self.bytes > AHEAD_BYTES
+
+    def written(self, items: int, size: int) -> None:
+        """``items`` more went out, ``size`` bytes of pieces among them."""
+        self.items -= items
+        self.bytes -= size
+        if not self.items:
+            self._drained.set()
+
+    async def drained(self) -> None:
+        await self._drained.wait()
+
+
+async def read_ahead(
+    batches: AsyncIterator[list[Any]], window: WriteWindow
+) -> AsyncIterator[list[Any]]:
+    """The upstream's batches, read on while the writer is less than :data:`AHEAD_BYTES` of
+    image pieces behind; after a batch with a whole event, only once everything was written,
+    and that batch then emptied. Without this the keep-alive pump reads on while a slow client
     takes a 20 MB partial image, and every partial and the final image are in memory at once;
-    emptying the batch here drops the references the pump and its channel still hold."""
+    emptying the batch drops the references the pump and its channel still hold."""
     async for batch in batches:
-        written.clear()
+        wait = window.handed(batch)
         yield batch
-        await written.wait()
-        batch.clear()
+        if wait:
+            await window.drained()
+            batch.clear()
 
 
 PARTIAL_CUT = LargeValueCut(frozenset({PARTIAL_EVENT}), "partial_image_b64")
@@ -76,11 +119,13 @@ def _translate(
     out: list[Any],
     usage: list[Any],
     image: OpenImage,
-) -> None:
+) -> int:
     """One batch of upstream items: what to write into ``out`` in order (partial image
     events as dicts, the pieces of a cut-through partial image as bytes), every event into
-    the builder, the last usage into ``usage[0]``. A function of its own so that no loop
-    variable keeps a 20 MB event alive while the next one is read."""
+    the builder, the last usage into ``usage[0]``; the bytes of pieces in the batch. A
+    function of its own so that no loop variable keeps a 20 MB event alive while the next one
+    is read."""
+    pieces = 0
     for event in batch:
         if type(event) is Cut:
             if event.head is not None:
@@ -88,6 +133,7 @@ def _translate(
                 out.append(_event_line(translator) + translator.partial_head())
             if event.data:
                 out.append(event.data)
+                pieces += len(event.data)
             continue
         if image.open:  # the event whose image went out in pieces, with that image empty
             if event.get("type") != PARTIAL_EVENT or event.get("partial_image_b64") != "":
@@ -103,6 +149,7 @@ def _translate(
             response = event.get("response")
             found = response.get("usage") if isinstance(response, dict) else None
             usage[0] = found or usage[0]
+    return pieces
 
 
 def _event_line(translator: ImageEventTranslator) -> bytes:
@@ -173,10 +220,10 @@ class ImageStreamRun:
             image_renderer=collector,
         )
         usage: list[Any] = [None]
-        written = asyncio.Event()
+        window = WriteWindow()
         async with self.client.open_stream(creds, self.body, self.session_id) as up:
             headers = {**up.headers, **SSE_HEADERS}
-            batches = one_at_a_time(up.cut_batches(PARTIAL_CUT), written)
+            batches = read_ahead(up.cut_batches(PARTIAL_CUT), window)
             ticking = with_ticks(batches, self.keepalive_seconds)
             async with aclosing(ticking) as items:
                 async for item in items:
@@ -185,13 +232,14 @@ class ImageStreamRun:
                             await out.write(KEEPALIVE, headers)
                         continue
                     writes: list[Any] = []
+                    handed, pieces = len(item), 0
                     try:
-                        _translate(item, translator, builder, writes, usage, self.image)
+                        pieces = _translate(item, translator, builder, writes, usage, self.image)
                     finally:  # what came before a failure still goes out first
                         item.clear()  # no 20 MB event is held while its partial is written
                         await out.write_all(_writes(writes), headers)
                         writes.clear()
-                        written.set()
+                        window.written(handed, pieces)
             completion = builder.result()
         if not collector.items:
             raise no_image_error(completion)
