@@ -38,12 +38,15 @@ class LargeValueCut:
         types: frozenset[str],
         field: str,
         *,
-        threshold: int = 64 * 1024,
+        threshold: int = 4 * 1024,
         head_limit: int = 64 * 1024,
     ) -> None:
         self.types = types
         self.field = b'"' + field.encode() + b'":"'
-        self.threshold = threshold  # a line shorter than this is read whole (nearly all)
+        # a line still arriving with less than this is left alone until more of it comes: a
+        # small event split between two reads is not examined; an image starts out at once
+        # (at 64 KB, waiting for a second read put the first byte out about 1 ms later)
+        self.threshold = threshold
         self.head_limit = head_limit  # no value seen this far in: read the line whole
         self.window = head_limit + len(self.field) + 1  # what start() needs to see at most
 
