@@ -158,19 +158,8 @@ async def _body(
 ) -> AsyncIterator[bytes]:
     """The body's pieces as they arrive."""
     if chunked:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                return
-            left = size
-            while left:
-                piece = await reader.read(min(left, 1 << 20))
-                if not piece:
-                    raise asyncio.IncompleteReadError(b"", left)
-                left -= len(piece)
-                yield piece
-            await reader.readexactly(2)
+        async for piece in _chunks(reader):
+            yield piece
     elif length is not None:
         left = length
         while left:
@@ -182,6 +171,42 @@ async def _body(
     else:
         while piece := await reader.read(1 << 20):
             yield piece
+
+
+async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """A chunked body's data, framing parsed here from whole reads: every ``read`` empties the
+    reader's buffer, however the server sized its chunks. (Reading each chunk's size line and
+    data from the reader left the rest of a read in its buffer, and appending to that buffer
+    then cost the client up to 6x more per byte on a stream of 256 KB chunks than on one
+    chunk.)"""
+    data, at = b"", 0
+
+    async def more() -> None:
+        nonlocal data, at
+        read = await reader.read(1 << 20)
+        if not read:
+            raise asyncio.IncompleteReadError(data[at:], None)
+        data, at = (data[at:] + read if at < len(data) else read), 0
+
+    while True:
+        while (end := data.find(b"\r\n", at)) < 0:
+            await more()
+        size = int(data[at:end].split(b";")[0], 16)
+        at = end + 2
+        if size == 0:
+            while data.find(b"\r\n", at) < 0:  # the (empty) trailer
+                await more()
+            return
+        while size:
+            if at >= len(data):
+                await more()
+            take = min(size, len(data) - at)
+            yield data[at : at + take]  # the whole read, uncopied, when a chunk spans it
+            at += take
+            size -= take
+        while len(data) - at < 2:
+            await more()
+        at += 2
 
 
 def build_request(url: str, body: bytes, token: str) -> tuple[str, int, bytes]:
