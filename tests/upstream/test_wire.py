@@ -160,6 +160,29 @@ def test_a_reader_that_waits_stops_the_socket_being_read() -> None:
     asyncio.run(scenario())
 
 
+def test_connections_read_at_once_keep_their_own_bytes() -> None:
+    """The pool's connections share one read buffer: six answers of 2 MB each, written in
+    pieces that interleave, arrive each whole and unmixed."""
+    bodies = [bytes([n]) * (2 * 1024 * 1024) for n in range(6)]
+
+    def answer(body: bytes) -> list[bytes]:
+        head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)
+        step = 96 * 1024
+        return [head] + [body[at : at + step] for at in range(0, len(body), step)]
+
+    async def scenario() -> list[bytes]:
+        transport = WireTransport(httpx.Limits(max_connections=6, max_keepalive_connections=6))
+        server = Server([answer(body) for body in bodies])
+        async with server as base, httpx.AsyncClient(transport=transport, timeout=5) as client:
+            answers = await asyncio.gather(
+                *(client.post(base + "/", content=b"{}") for _ in bodies)
+            )
+        assert server.connections == 6
+        return sorted(answer.content for answer in answers)
+
+    assert asyncio.run(scenario()) == bodies
+
+
 async def fetch_with(base: str, transport: WireTransport) -> httpx.Response:
     """Like fetch, but the transport outlives the client (to see its pool)."""
     client = httpx.AsyncClient(transport=transport, timeout=2.0)

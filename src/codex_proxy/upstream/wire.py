@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from .wire_conn import Wire
+from .wire_conn import Wire, read_buffer
 from .wire_connect import open_socket
 from .wire_request import SMALL_BODY, Outgoing, body_pieces, encode_request
 
@@ -46,6 +46,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         self._idle: dict[Origin, list[Wire]] = {}
         self._ssl = ssl_context
         self._closed = False
+        self._read_buffer = read_buffer()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -172,7 +173,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         sock = await open_socket(host, port)
         try:
             _, wire = await loop.create_connection(
-                lambda: Wire(loop, self._lost),
+                lambda: Wire(loop, self._lost, self._read_buffer),
                 sock=sock,
                 ssl=context,
                 server_hostname=host if context else None,

@@ -14,23 +14,32 @@ import httpx
 MAX_HEAD = 100 * 1024  # what httpcore lets h11 buffer for one head
 PAUSE_AT = 64 * 1024
 """Stop reading the socket once this much body waits unread, and read again only once all of
-it was taken. A large answer (a 20 MB image) then moves one read at a time: each piece goes
-from the socket to the client while it is still in the CPU's cache, and the kernel's socket
-buffer, not this process, holds what the reader is not ready for. (Pausing at 1 MB and
-resuming at 256 KB made the first partial image reach the client 1.5-2 ms later.)"""
+it was taken. A large answer (a 20 MB image) then moves one read at a time, each piece passed
+on before the next is read, and the kernel's socket buffer, not this process, holds what the
+reader is not ready for. (Pausing at 1 MB and resuming at 256 KB made the first partial
+image reach the client 1.5-2 ms later.)"""
+READ_SIZE = 256 * 1024  # the most one socket read takes
 
 
 class _Stray(Exception):
     """A second answer began after the one asked for: the server is out of step."""
 
 
-READ_SIZE = 256 * 1024  # the most one socket read takes
+def read_buffer() -> memoryview:
+    """Where the connections of one pool read into. One buffer serves them all: a read is
+    parsed before the next one starts, and the parser copies out what it keeps."""
+    return memoryview(bytearray(READ_SIZE))
 
 
 class Wire(asyncio.BufferedProtocol):
     """One upstream connection, and the answer being read on it (parsed as it arrives)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_lost: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_lost: Callable[[], None],
+        buffer: memoryview,
+    ) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.eof = False
@@ -41,7 +50,7 @@ class Wire(asyncio.BufferedProtocol):
         self._reader: asyncio.Future[None] | None = None
         self._writer: asyncio.Future[None] | None = None
         self._reading_paused = False
-        self._buffer = memoryview(bytearray(READ_SIZE))
+        self._buffer = buffer  # shared with the pool's other connections (read_buffer)
         self.parser: httptools.HttpResponseParser | None = None  # None while idle
         self._reset(False)
 
