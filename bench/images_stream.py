@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from bench import procs
-from bench.results import RESULTS, write_section
+from bench.results import publish
 from bench.run import (
     FULL,
     MB,
@@ -39,7 +39,7 @@ from bench.run import (
     pct,
 )
 from bench.run import render as render_table
-from bench.targets import IMAGES_STREAM, ROOT, Target, all_targets
+from bench.targets import IMAGES_STREAM, Target, all_targets
 from bench.transport import start
 
 SECTION = "## Streamed partial images"
@@ -167,10 +167,10 @@ NOTES = """\
     (`read_ahead` in `server/images_stream.py`; a whole event still waits until everything
     before it was written): +2.3/+2.4 ms against +2.8/+5.2 without, and the whole stream
     5-17 ms faster.
-  - The cut starts once 4 KB (or 16 KB) of the line arrived, not 64 KB: the first byte out 2.1-2.8 ms
-    after the baseline's instead of 3.3-3.5 ms (a lean client, 13 requests each).
-  - Reads go straight into the connection's own buffer (`asyncio.BufferedProtocol`), not
-    into a new bytes object each: gateway CPU per streamed request (80 MB) 139-146 ms
+  - The cut starts once 4 KB (or 16 KB) of the line arrived, not 64 KB: the first byte out
+    2.1-2.8 ms after the baseline's instead of 3.3-3.5 ms (a lean client, 13 requests each).
+  - Reads go straight into one buffer of the pool (`asyncio.BufferedProtocol`), not into
+    a new bytes object each: gateway CPU per streamed request (80 MB) 139-146 ms
     before, 128-132 ms after.
 - The instrument, fixed for both columns: the fake upstream sends a large reply with
   `sendfile` (one `write` of the 80 MB reply copied it into the transport's buffer on every
@@ -253,11 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(f"- {note}" for note in notes),
         ]
     )
-    print()
-    print(section)
-    if not args.no_write:
-        write_section(SECTION, section)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    publish(SECTION, section, write=not args.no_write)
     return 0
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.results import RESULTS, write_section
+from bench.results import publish
 from bench.run import QUICK, Row, Run, added_under, fake_upstream_run, machine, scenario_ttfb
 from bench.run import render as render_table
-from bench.targets import ROOT, Target, all_targets
+from bench.targets import Target, all_targets
 from bench.transport import median, start
 from codex_proxy.keys.file import Key, Policy, new_token, save, token_hash
 from codex_proxy.keys.policy import REQUESTS
@@ -239,11 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             *([NOTES] if NOTES else []),
         ]
     )
-    print()
-    print(section)
-    if not args.no_write:
-        write_section(SECTION, section)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    publish(SECTION, section, write=not args.no_write)
     return 0
 
 

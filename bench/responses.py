@@ -36,11 +36,11 @@ from typing import Any
 import orjson
 
 from bench import procs
-from bench.results import RESULTS, write_section
+from bench.results import publish
 from bench.run import FULL, QUICK, Run, fake_upstream_run, machine, pct, scenario_cpu, scenario_ttfb
 from bench.soak import write_auth
 from bench.store_growth import logical_size
-from bench.targets import ROOT, Target, all_targets
+from bench.targets import Target, all_targets
 from bench.transport import median, start
 from codex_proxy.store.sqlite import BLOB_FOLDER, DB_NAME
 
@@ -540,11 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             *([f"Notes: {'; '.join(m.notes)}", ""] if m.notes else []),
         ]
     )
-    print()
-    print(section)
-    if not args.no_write:
-        write_section(SECTION, section)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    publish(SECTION, section, write=not args.no_write)
     return 0
 
 

@@ -17,3 +17,12 @@ def write_section(heading: str, section: str) -> None:
         end = text.find("\n## ", start + len(heading))
         text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
     RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+def publish(heading: str, section: str, write: bool) -> None:
+    """Print ``section`` and, when ``write``, put it under ``heading`` in RESULTS.md."""
+    print()
+    print(section)
+    if write:
+        write_section(heading, section)
+        print(f"written to {RESULTS.relative_to(RESULTS.parents[1])}")

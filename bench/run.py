@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from bench import procs
-from bench.results import RESULTS, write_section
+from bench.results import publish
 from bench.targets import ROOT, Target, all_targets, imagegen_script, install_peers
 
 SECTION = "## Benchmarks"
@@ -605,9 +605,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     with fake_upstream_run(sizes) as run:
         results = measure(run, targets, only)
     section = report(build_rows(results, sizes), targets, results, run, command, started)
-    print()
-    print(section)
-    if not args.no_write:
-        write_section(SECTION, section)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    publish(SECTION, section, write=not args.no_write)
     return 0

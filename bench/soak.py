@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from bench import procs
-from bench.results import RESULTS, write_section
+from bench.results import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Soak"
@@ -540,11 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(soak, command, started, after)
     if tracebacks:
         section = section.rstrip("\n") + f"\n- Tracebacks in the gateway log: {tracebacks}.\n"
-    print()
-    print(section)
-    if not args.no_write:
-        write_section(SECTION, section)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    publish(SECTION, section, write=not args.no_write)
     passed = verdict(soak.intervals)[0] and not tracebacks
     return 0 if passed else 1
 

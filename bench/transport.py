@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from bench import procs
-from bench.results import RESULTS, write_section
+from bench.results import publish
 from bench.run import FULL, QUICK, Run, fake_upstream_run, machine, pct, scenario_ttfb
 from bench.targets import ROOT, Target, all_targets
 
@@ -172,11 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             NOTES,
         ]
     )
-    print()
-    print(section)
-    if not args.no_write:
-        write_section(SECTION, section)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    publish(SECTION, section, write=not args.no_write)
     return 0
 
 

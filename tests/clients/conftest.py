@@ -7,9 +7,14 @@ gateways here require a token, so every test also proves the library sends its k
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +24,7 @@ from ..conftest import Gateway, start_gateway
 
 KEY = "sk-clients-test-token"
 MODEL = "gpt-5.4"  # no "codex" in it: LangChain and LiteLLM would switch to /v1/responses
+NODE_DIR = Path(__file__).parent / "node"
 
 # Set at import, before any library is: some read these once. They only turn off phoning home.
 QUIET_ENV = {
@@ -65,3 +71,32 @@ def image_gw(base_settings: Settings) -> Iterator[Gateway]:
 def base_url(gw: Gateway, upstream) -> str:
     """``.../v1``, what every OpenAI-compatible client calls its base URL."""
     return f"{gw.url}/v1"
+
+
+def run_node(args: list[str], base_url: str, **extra_env: str) -> dict[str, Any]:
+    """Run ``node`` with ``args`` in ``node/`` against the gateway (its URL, key and model in
+    ``GATEWAY_BASE_URL``, ``GATEWAY_API_KEY``, ``GATEWAY_MODEL``); its one line of JSON. A
+    missing node or missing packages fail loudly instead of skipping."""
+    node = shutil.which("node")
+    assert node, "node (>= 20) is not on PATH"
+    assert (NODE_DIR / "node_modules" / "openai").is_dir(), (
+        "node packages missing: run `npm ci --prefix tests/clients/node`"
+    )
+    env = {
+        **os.environ,
+        "GATEWAY_BASE_URL": base_url,
+        "GATEWAY_API_KEY": KEY,
+        "GATEWAY_MODEL": MODEL,
+        **extra_env,
+    }
+    done = subprocess.run(
+        [node, *args],
+        cwd=NODE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -12,12 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import shutil
-import subprocess
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,7 +36,7 @@ from agents.models import _openai_shared, get_default_model
 from codex_proxy.mock.images import render_image
 from codex_proxy.mock.server import FakeUpstream
 
-from .conftest import KEY, MODEL
+from .conftest import KEY, MODEL, run_node
 from .scripts import call, text, upstream_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*ReadOnly. qualifier:UserWarning")
@@ -232,30 +228,6 @@ def test_ag2_responses_image_generation_tool_files(base_url: str, upstream: Fake
 
 # -- node: the Vercel AI SDK and openai-node -------------------------------------------------
 
-NODE_DIR = Path(__file__).parent / "node"
-
-
-def run_node(script: str, base_url: str) -> dict[str, Any]:
-    """Run one script of ``node/`` against the gateway; its one JSON line of output."""
-    node = shutil.which("node")
-    assert node, "node (>= 20) is not on PATH"
-    done = subprocess.run(
-        [node, script],
-        cwd=NODE_DIR,
-        env={
-            **os.environ,
-            "GATEWAY_BASE_URL": base_url,
-            "GATEWAY_API_KEY": KEY,
-            "GATEWAY_MODEL": MODEL,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
 
 def test_ai_sdk_responses_generate_and_stream_with_a_tool(
     base_url: str, upstream: FakeUpstream
@@ -266,7 +238,7 @@ def test_ai_sdk_responses_generate_and_stream_with_a_tool(
         call("get_weather", '{"city": "Oslo"}', "call_str"),
         text("It is 31C in Oslo."),
     )
-    out = run_node("ai_sdk_responses_tools.mjs", base_url)
+    out = run_node(["ai_sdk_responses_tools.mjs"], base_url)
 
     assert out == {
         "calls": ["Rome", "Oslo"],
@@ -302,7 +274,7 @@ def test_openai_node_streamed_second_turn_by_previous_response_id(
     base_url: str, upstream: FakeUpstream
 ) -> None:
     upstream.enqueue(text("The Loire."), text("About 1006 km."), text("In the Atlantic."))
-    out = run_node("openai_responses_chain.mjs", base_url)
+    out = run_node(["openai_responses_chain.mjs"], base_url)
 
     first, second = out["first"]["id"], out["second"]["id"]
     assert out == {

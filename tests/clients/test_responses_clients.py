@@ -7,13 +7,10 @@ Each test is the Responses twin of a chat-mode test in this folder.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import litellm
 import openai
@@ -28,11 +25,10 @@ from pydantic_ai.providers.openai import OpenAIProvider
 
 from codex_proxy.mock.server import FakeUpstream
 
-from .conftest import KEY, MODEL
+from .conftest import KEY, MODEL, run_node
 from .scripts import call, developer_text, text, tool_outputs
 
 CODEX_MODEL = "gpt-5.3-codex"  # a name LangChain and LiteLLM send to /responses by themselves
-NODE_DIR = Path(__file__).parent / "node"
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*ReadOnly. qualifier:UserWarning")
 set_tracing_disabled(True)
@@ -195,46 +191,35 @@ def test_llm_cli_responses_model(tmp_path: Path, base_url: str, upstream: FakeUp
 
 # -- node: openai-node and the Vercel AI SDK -------------------------------------------------
 
-NODE_OPENAI = """
+ENV = "const { GATEWAY_BASE_URL: baseURL, GATEWAY_API_KEY: apiKey, GATEWAY_MODEL: model } ="
+ENV += " process.env;"
+
+NODE_OPENAI = f"""
 import OpenAI from "openai";
-const client = new OpenAI({ baseURL: process.env.B, apiKey: process.env.K, maxRetries: 0 });
-const plain = await client.responses.create({ model: process.env.M, input: "hi" });
-const stream = await client.responses.create({ model: process.env.M, input: "hi", stream: true });
+{ENV}
+const client = new OpenAI({{ baseURL, apiKey, maxRetries: 0 }});
+const plain = await client.responses.create({{ model, input: "hi" }});
+const stream = await client.responses.create({{ model, input: "hi", stream: true }});
 let streamed = "";
 for await (const e of stream) if (e.type === "response.output_text.delta") streamed += e.delta;
-console.log(JSON.stringify({ text: plain.output_text, streamed }));
+console.log(JSON.stringify({{ text: plain.output_text, streamed }}));
 """
 
-NODE_AI_SDK = """
-import { createOpenAI } from "@ai-sdk/openai";
-import { generateText, streamText } from "ai";
-const openai = createOpenAI({ baseURL: process.env.B, apiKey: process.env.K });
-const g = await generateText({ model: openai(process.env.M), prompt: "hi", maxRetries: 0 });
-const s = streamText({ model: openai.responses(process.env.M), prompt: "hi", maxRetries: 0 });
+NODE_AI_SDK = f"""
+import {{ createOpenAI }} from "@ai-sdk/openai";
+import {{ generateText, streamText }} from "ai";
+{ENV}
+const openai = createOpenAI({{ baseURL, apiKey }});
+const g = await generateText({{ model: openai(model), prompt: "hi", maxRetries: 0 }});
+const s = streamText({{ model: openai.responses(model), prompt: "hi", maxRetries: 0 }});
 let streamed = "";
 for await (const t of s.textStream) streamed += t;
-console.log(JSON.stringify({ text: g.text, streamed }));
+console.log(JSON.stringify({{ text: g.text, streamed }}));
 """
-
-
-def run_node(code: str, base_url: str) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node, "node is not on PATH"
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", code],
-        cwd=NODE_DIR,
-        env={**os.environ, "B": base_url, "K": KEY, "M": MODEL},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("code", [NODE_OPENAI, NODE_AI_SDK], ids=["openai-node", "ai-sdk"])
 def test_node_responses(code: str, base_url: str, upstream: FakeUpstream) -> None:
     upstream.enqueue(text("Plain over Responses."), text("Streamed over Responses."))
-    out = run_node(code, base_url)
+    out = run_node(["--input-type=module", "-e", code], base_url)
     assert out == {"text": "Plain over Responses.", "streamed": "Streamed over Responses."}
