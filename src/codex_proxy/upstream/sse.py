@@ -141,14 +141,15 @@ class SSEDecoder:
             self._declined = True
             return
         skip = 6 if line[5:6] == b" " else 5
-        found = cut.start(bytes(line[skip : skip + cut.window]))  # type: ignore[union-attr]
+        head = bytes(memoryview(line)[skip : skip + cut.window])  # type: ignore[union-attr]
+        found = cut.start(head)  # type: ignore[union-attr]
         if found == UNDECIDED:
             return
         if not isinstance(found, tuple):
             self._declined = True
             return
         end = skip + found[0]
-        value = bytes(line[end:])
+        value = bytes(memoryview(line)[end:])  # one copy (a bytearray slice is one more)
         del line[end:]
         self._cutting = True
         out.append(Cut(self._event.decode("utf-8", "replace"), found[1], b""))
